@@ -1,0 +1,209 @@
+"""Built-in data, no download: the embedded default for the quickstart, the tests and benchmarks.
+
+Domains (all 32x32, 3 channels, uint8 before the transform; deterministic given ``seed``):
+  - ``digits``: scikit-learn's bundled 1,797 handwritten 8x8 digits, upsampled to 24x24 and padded
+    to 32x32, white on black (MNIST-like).
+  - ``colored-digits``: an SVHN-like domain made from the same digits: random foreground and
+    background colours with at least ``MIN_CONTRAST`` luminance difference, a random shift (+-3 px)
+    and scale (0.8-1.15), and Gaussian noise.
+  - ``accessory`` / ``no-accessory``: colored digits with and without an added object (a bar across
+    the top rows, in a colour far from the background), with the object's ground-truth mask.
+
+Splits: the 1,797 digits are shuffled once (fixed seed 0) and cut into two disjoint halves; domain
+A draws from the first half and domain B from the second (unpaired: no digit appears in both), and
+each half keeps its last 20% as the fixed test split (validation = test). Labels are kept for
+evaluation. Paired data (pix2pix) renders the *same* digit in both domains and uses every digit.
+
+Photographs: :func:`photo` returns scikit-image's bundled sample photographs (astronaut, chelsea,
+coffee, rocket, ...) as uint8 CHW tensors, the sources of the one-shot and single-pair modules.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from datamodules.base import (DomainDataset, PairedDataset, TensorSource, TranslationDataModule,
+                              UnpairedDataset)
+from datamodules.transforms import build_transform
+from lit_i2i.errors import UserError
+
+DATA_VERSION = "1"  # bump when the rendering changes: cached classifiers and features are keyed by it
+SIZE = 32
+MIN_CONTRAST = 0.35
+DOMAINS = ("digits", "colored-digits", "accessory", "no-accessory")
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "horse")
+ACCESSORY_ROWS = (2, 6)   # the bar covers rows [2, 6) ...
+ACCESSORY_COLS = (6, 26)  # ... and columns [6, 26)
+
+
+@lru_cache(maxsize=1)
+def digit_masks() -> tuple[torch.Tensor, torch.Tensor]:
+    """All 1,797 digits as float masks in [0, 1], shape (N, 1, 32, 32), and their labels."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.from_numpy(d.images).float().unsqueeze(1) / 16.0
+    x = F.interpolate(x, size=(24, 24), mode="bilinear", align_corners=False).clamp(0, 1)
+    x = F.pad(x, (4, 4, 4, 4))
+    return x, torch.from_numpy(d.target).long()
+
+
+@lru_cache(maxsize=1)
+def halves() -> dict[tuple[str, str], np.ndarray]:
+    """Indices of the digits in each (half, split): halves 'A' and 'B', splits 'train' and 'test'."""
+    n = len(digit_masks()[1])
+    perm = np.random.default_rng(0).permutation(n)
+    out = {}
+    for h, idx in (("A", perm[: n // 2]), ("B", perm[n // 2:])):
+        k = int(round(len(idx) * 0.8))
+        out[(h, "train")], out[(h, "test")] = np.sort(idx[:k]), np.sort(idx[k:])
+    return out
+
+
+def indices(half: str, split: str) -> np.ndarray:
+    """Digit indices of a half ('A', 'B' or 'all') and split ('train', 'val' = 'test', 'test')."""
+    split = "test" if split == "val" else split
+    if half == "all":
+        return np.sort(np.concatenate([halves()[("A", split)], halves()[("B", split)]]))
+    return halves()[(half, split)]
+
+
+def _luma(c: np.ndarray) -> float:
+    return float(0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2])
+
+
+def _colors(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    while True:
+        fg, bg = rng.random(3), rng.random(3)
+        if abs(_luma(fg) - _luma(bg)) >= MIN_CONTRAST:
+            return fg, bg
+
+
+def render(domain: str, idx: np.ndarray | list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Render digits ``idx`` in ``domain``: (uint8 images (N,3,32,32), labels (N,), masks (N,1,32,32)).
+
+    The mask is the accessory's ground-truth mask (all zeros for domains without one). Each image
+    depends only on (domain, digit index, seed), not on which other digits are rendered with it.
+    """
+    if domain not in DOMAINS:
+        raise UserError(f"unknown built-in domain {domain!r}; choose one of {', '.join(DOMAINS)}")
+    masks, labels = digit_masks()
+    idx = np.asarray(idx, dtype=np.int64)
+    m = masks[idx]
+    n = len(idx)
+    acc = torch.zeros(n, 1, SIZE, SIZE)
+    if domain == "digits":
+        return (m.expand(-1, 3, -1, -1) * 255).round().to(torch.uint8), labels[idx], acc
+    fg, bg, theta, noise_seed, acc_col = [], [], [], [], []
+    for i in idx:
+        rng = np.random.default_rng([seed, int(i), 7])
+        f, b = _colors(rng)
+        s = rng.uniform(0.8, 1.15)
+        tx, ty = rng.uniform(-3, 3, size=2) * 2 / SIZE
+        fg.append(f), bg.append(b)
+        theta.append([[1 / s, 0, -tx], [0, 1 / s, -ty]])
+        noise_seed.append(int(rng.integers(2**31)))
+        # accessory colour: far from the background, with its own draw so adding it changes nothing else
+        arng = np.random.default_rng([seed, int(i), 11])
+        while True:
+            c = arng.random(3)
+            if abs(_luma(c) - _luma(b)) >= MIN_CONTRAST:
+                break
+        acc_col.append(c)
+    grid = F.affine_grid(torch.tensor(theta, dtype=torch.float32), (n, 1, SIZE, SIZE), align_corners=False)
+    m = F.grid_sample(m, grid, align_corners=False).clamp(0, 1)
+    fg_t = torch.tensor(np.array(fg), dtype=torch.float32)[:, :, None, None]
+    bg_t = torch.tensor(np.array(bg), dtype=torch.float32)[:, :, None, None]
+    img = bg_t * (1 - m) + fg_t * m
+    if domain == "accessory":
+        r0, r1 = ACCESSORY_ROWS
+        c0, c1 = ACCESSORY_COLS
+        acc[:, :, r0:r1, c0:c1] = 1.0
+        col = torch.tensor(np.array(acc_col), dtype=torch.float32)[:, :, None, None]
+        img = img * (1 - acc) + col * acc
+    noise = torch.stack([torch.randn(3, SIZE, SIZE, generator=torch.Generator().manual_seed(s)) for s in noise_seed])
+    img = (img + 0.04 * noise).clamp(0, 1)
+    return (img * 255).round().to(torch.uint8), labels[idx], acc
+
+
+@lru_cache(maxsize=32)
+def domain_source(domain: str, half: str, split: str, seed: int = 0) -> TensorSource:
+    idx = indices(half, split)
+    imgs, labels, _ = render(domain, idx, seed)
+    return TensorSource(imgs, labels, f"{domain}/{split}", index=idx.tolist())
+
+
+def photo(name: str, size: int | None = None) -> torch.Tensor:
+    """One of scikit-image's bundled photographs as a uint8 (3, H, W) tensor (optionally resized)."""
+    import skimage.data
+
+    if name not in PHOTOS:
+        raise UserError(f"unknown built-in photo {name!r}; choose one of {', '.join(PHOTOS)}")
+    arr = getattr(skimage.data, name)()
+    t = torch.from_numpy(np.ascontiguousarray(arr))
+    t = t.unsqueeze(0).expand(3, -1, -1) if t.ndim == 2 else t.permute(2, 0, 1)[:3]
+    t = t.contiguous()
+    if size is not None:
+        t = F.interpolate(t[None].float(), size=(size, size), mode="bilinear", antialias=True,
+                          align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
+    return t
+
+
+class BuiltinDigits(TranslationDataModule):
+    """Built-in digits -> colored digits (or any two built-in domains), unpaired or paired.
+
+    Args:
+        a, b: built-in domains (``digits``, ``colored-digits``, ``no-accessory``, ``accessory``).
+        paired: render the same digits in both domains (pix2pix); else disjoint halves (unpaired).
+        seed: rendering seed (colours, shifts, noise); the split is fixed.
+        flip: random horizontal flip (off by default: it changes a digit's identity).
+        train_limit: use only the first N training images of each domain (quick tests).
+    """
+
+    def __init__(self, a: str = "digits", b: str = "colored-digits", paired: bool = False, seed: int = 0,
+                 flip: bool = False, train_limit: int | None = None, batch_size: int = 16,
+                 eval_batch_size: int | None = None, num_workers: int = 0, pin_memory: bool = False,
+                 persistent_workers: bool = False):
+        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
+        for opt, d in (("data.a", a), ("data.b", b)):
+            if d not in DOMAINS:
+                raise UserError(f"{opt}: unknown built-in domain {d!r}; choose one of {', '.join(DOMAINS)}")
+        self.a, self.b, self.paired, self.seed = a, b, paired, seed
+        self.flip, self.train_limit = flip, train_limit
+        self.name = f"builtin-{a}2{b}" + ("-paired" if paired else "")
+
+    def _half(self, domain: str) -> str:
+        if self.paired:
+            return "all"
+        return "A" if domain == "A" else "B"
+
+    def eval_source(self, domain: str, split: str = "test") -> TensorSource:
+        if domain not in self.domains:
+            raise UserError(f"unknown domain {domain!r}; this data has {self.domains}")
+        name = self.a if domain == "A" else self.b
+        return domain_source(name, self._half(domain), "test" if split == "val" else split, self.seed)
+
+    def eval_transform(self):
+        return build_transform("none", train=False, stride=1)
+
+    def _source(self, domain: str, split: str):
+        src = self.eval_source(domain, split)
+        if split == "train" and self.train_limit:
+            n = self.train_limit
+            src = TensorSource(src.images[:n], src.labels[:n], src.name, src.index[:n])
+        return src
+
+    def build(self, split: str):
+        train = split == "train"
+        t = build_transform("none", train=train, flip=self.flip, stride=1)
+        a, b = self._source("A", split), self._source("B", split)
+        if self.paired:
+            return PairedDataset(a, b, t)
+        return UnpairedDataset(a, b, t, random_b=train)
+
+    def eval_dataset(self, domain: str, split: str = "test") -> DomainDataset:
+        return DomainDataset(self.eval_source(domain, split), self.eval_transform())

@@ -1,0 +1,125 @@
+"""Preprocessing as users of the reference code (junyanz/pytorch-CycleGAN-and-pix2pix) expect it.
+
+Built on torchvision transforms v2 over uint8 tensors. One call of the returned transform may take
+several images: they get the *same* random crop/flip/rotation (the paired case), because each
+input is wrapped as a ``tv_tensors.Image``.
+
+``preprocess``:
+  - ``resize_and_crop``: resize to ``load_size`` x ``load_size``, random crop ``crop_size`` (center crop at eval)
+  - ``scale_width``: resize so the width is ``load_size`` (keeps aspect ratio)
+  - ``scale_width_and_crop``: the above, then crop ``crop_size``
+  - ``crop``: crop only
+  - ``resize``: resize to ``crop_size`` x ``crop_size`` (no crop)
+  - ``center_crop_resize``: center-crop ``center_crop`` (CelebA: 178) then resize to ``crop_size``
+  - ``none``: keep the size but round height and width to a multiple of ``stride`` (the network's
+    total downsampling factor) instead of failing inside the network
+
+All outputs are float tensors in [-1, 1] (mean 0.5, std 0.5), with ``channels`` channels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from lit_i2i.errors import UserError
+
+PREPROCESS = ("resize_and_crop", "scale_width", "scale_width_and_crop", "crop", "resize",
+              "center_crop_resize", "none")
+
+
+class _ScaleWidth(torch.nn.Module):
+    def __init__(self, width: int, min_height: int = 0):
+        super().__init__()
+        self.width, self.min_height = width, min_height
+
+    def forward(self, *imgs):
+        h, w = imgs[0].shape[-2:]
+        nh = max(int(round(h * self.width / w)), self.min_height)
+        out = tuple(v2.functional.resize(i, [nh, self.width], antialias=True) for i in imgs)
+        return out if len(out) > 1 else out[0]
+
+
+class _MultipleOf(torch.nn.Module):
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, *imgs):
+        h, w = imgs[0].shape[-2:]
+        s = self.stride
+        nh, nw = max(s, int(round(h / s)) * s), max(s, int(round(w / s)) * s)
+        if (nh, nw) != (h, w):
+            imgs = tuple(v2.functional.resize(i, [nh, nw], antialias=True) for i in imgs)
+        return imgs if len(imgs) > 1 else imgs[0]
+
+
+def min_input_size(preprocess: str, load_size: int, crop_size: int) -> tuple[int, int] | None:
+    """The smallest (h, w) a file may have for this preprocessing (None: any size works)."""
+    if preprocess == "crop":
+        return crop_size, crop_size
+    return None
+
+
+def build_transform(preprocess: str = "resize_and_crop", load_size: int = 286, crop_size: int = 256,
+                    flip: bool = True, train: bool = True, channels: int = 3, stride: int = 4,
+                    center_crop: int = 178, rotation: float = 0.0, color_jitter: float = 0.0,
+                    scale: tuple[float, float] | None = None) -> v2.Compose:
+    """The transform for one split. Random ops (crop, flip, rotation, jitter) only when ``train``.
+
+    ``rotation`` (degrees), ``color_jitter`` (brightness/contrast/saturation strength) and
+    ``scale`` (random-resized-crop area range) are the extra augmentations of the one-shot data.
+    """
+    if preprocess not in PREPROCESS:
+        raise UserError(f"data.preprocess: unknown value {preprocess!r}; choose one of {', '.join(PREPROCESS)}")
+    if channels not in (1, 3):
+        raise UserError(f"data.channels must be 1 or 3, got {channels}")
+    ops: list = []
+    crop = v2.RandomCrop(crop_size) if train else v2.CenterCrop(crop_size)
+    if preprocess == "resize_and_crop":
+        ops += [v2.Resize((load_size, load_size), antialias=True), crop]
+    elif preprocess == "scale_width":
+        ops += [_ScaleWidth(load_size)]
+    elif preprocess == "scale_width_and_crop":
+        ops += [_ScaleWidth(load_size, min_height=crop_size), crop]
+    elif preprocess == "crop":
+        ops += [crop]
+    elif preprocess == "resize":
+        ops += [v2.Resize((crop_size, crop_size), antialias=True)]
+    elif preprocess == "center_crop_resize":
+        ops += [v2.CenterCrop(center_crop), v2.Resize((crop_size, crop_size), antialias=True)]
+    ops.append(_MultipleOf(stride))
+    if train:
+        if scale is not None:  # random zoom, back to the crop size
+            ops.append(v2.RandomResizedCrop(crop_size, scale=scale, ratio=(0.9, 1.1), antialias=True))
+        if rotation:
+            ops.append(v2.RandomRotation(rotation, fill=0))
+        if flip:
+            ops.append(v2.RandomHorizontalFlip())
+        if color_jitter:
+            j = color_jitter
+            ops.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j if channels == 3 else 0))
+    if channels == 1:
+        ops.append(v2.Grayscale(1))
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * channels, [0.5] * channels)]
+    return v2.Compose(ops)
+
+
+def apply(transform, *imgs: torch.Tensor):
+    """Apply ``transform`` jointly to uint8 CHW tensors (same random parameters for all)."""
+    wrapped = tuple(tv_tensors.Image(i) for i in imgs)
+    out = transform(*wrapped) if len(wrapped) > 1 else (transform(wrapped[0]),)
+    out = tuple(o.as_subclass(torch.Tensor) for o in out)
+    return out if len(out) > 1 else out[0]
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float -> uint8 in [0, 255] (what loggers and PNG writers need)."""
+    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def network_stride(n_down: int) -> int:
+    return int(math.pow(2, n_down))

@@ -1,0 +1,3 @@
+"""lit-i2i: image-to-image translation research on PyTorch Lightning."""
+
+__version__ = "0.1.0"
