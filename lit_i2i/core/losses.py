@@ -1,0 +1,95 @@
+"""GAN and reconstruction losses shared by every method.
+
+| loss | discriminator (real / fake) | generator |
+|---|---|---|
+| ``vanilla`` | BCE-with-logits(D(x), 1) / BCE(D(G(z)), 0) | BCE(D(G(z)), 1) (non-saturating) |
+| ``lsgan`` | (D(x) - 1)^2 / D(G(z))^2 (mean) | (D(G(z)) - 1)^2 |
+| ``hinge`` | relu(1 - D(x)) / relu(1 + D(G(z))) (mean) | -D(G(z)) |
+| ``wgan`` / ``wgangp`` | -D(x) / D(G(z)) (mean) | -D(G(z)) |
+
+``GANLoss`` follows junyanz/pytorch-CycleGAN-and-pix2pix ``networks.GANLoss`` for vanilla/lsgan
+(targets broadcast to the prediction's shape, mean over every patch). Predictions may be a list of
+maps (multi-scale discriminators): the losses of the scales are summed. Everything is computed in
+float32 so that mixed precision (``16-mixed``/``bf16-mixed``) never evaluates a log or a square of
+half-precision logits.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+GAN_MODES = ("vanilla", "lsgan", "hinge", "wgan", "wgangp")
+
+
+class GANLoss(nn.Module):
+    def __init__(self, mode: str = "lsgan", real_label: float = 1.0, fake_label: float = 0.0):
+        super().__init__()
+        if mode not in GAN_MODES:
+            raise ValueError(f"gan_mode {mode!r} is not one of {GAN_MODES}")
+        self.mode, self.real_label, self.fake_label = mode, real_label, fake_label
+
+    def _single(self, pred: torch.Tensor, target_is_real: bool, for_discriminator: bool) -> torch.Tensor:
+        pred = pred.float()
+        if self.mode in ("vanilla", "lsgan"):
+            target = torch.full_like(pred, self.real_label if target_is_real else self.fake_label)
+            if self.mode == "vanilla":
+                return F.binary_cross_entropy_with_logits(pred, target)
+            return F.mse_loss(pred, target)
+        if self.mode == "hinge" and for_discriminator:
+            return F.relu(1 - pred).mean() if target_is_real else F.relu(1 + pred).mean()
+        # wgan, wgangp, and the hinge generator loss
+        return -pred.mean() if target_is_real else pred.mean()
+
+    def forward(self, pred: torch.Tensor | Sequence[torch.Tensor], target_is_real: bool,
+                for_discriminator: bool = True) -> torch.Tensor:
+        """Loss of discriminator output(s) ``pred`` against the real/fake target.
+
+        ``for_discriminator=False`` asks for the generator's loss (only hinge differs: the generator
+        minimises -D(G(z)) with ``target_is_real=True``).
+        """
+        if isinstance(pred, (list, tuple)):
+            return sum(self._single(p, target_is_real, for_discriminator) for p in pred)
+        return self._single(pred, target_is_real, for_discriminator)
+
+
+def gradient_penalty(netD: nn.Module, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,
+                     kind: str = "mixed", constant: float = 1.0) -> torch.Tensor:
+    """WGAN-GP: weight * E[(||grad D(x_hat)||_2 - constant)^2], x_hat between real and fake.
+
+    ``kind``: ``mixed`` (random interpolation, Gulrajani et al.), ``real`` or ``fake``.
+    """
+    if kind == "real":
+        x = real
+    elif kind == "fake":
+        x = fake
+    else:
+        alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+        x = alpha * real + (1 - alpha) * fake
+    x = x.detach().requires_grad_(True)
+    out = netD(x)
+    out = sum(o.float().sum() for o in out) if isinstance(out, (list, tuple)) else out.float().sum()
+    (grad,) = torch.autograd.grad(out, x, create_graph=True)
+    norm = grad.flatten(1).float().norm(2, dim=1)
+    return weight * ((norm - constant) ** 2).mean()
+
+
+def r1_penalty(d_real: torch.Tensor, x_real: torch.Tensor, gamma: float = 10.0) -> torch.Tensor:
+    """R1 (Mescheder et al.): gamma/2 * E[||grad_x D(x)||^2] on real images.
+
+    ``x_real`` must have ``requires_grad`` set before ``d_real = D(x_real)`` was computed.
+    """
+    (grad,) = torch.autograd.grad(d_real.float().sum(), x_real, create_graph=True)
+    return 0.5 * gamma * grad.float().pow(2).flatten(1).sum(1).mean()
+
+
+def recon_loss(x: torch.Tensor, y: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Reconstruction: mean absolute (``l1``) or squared (``l2``/``mse``) error, in float32."""
+    if kind == "l1":
+        return F.l1_loss(x.float(), y.float())
+    if kind in ("l2", "mse"):
+        return F.mse_loss(x.float(), y.float())
+    raise ValueError(f"reconstruction loss {kind!r} is not l1 or l2")

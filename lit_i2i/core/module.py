@@ -1,0 +1,167 @@
+"""``TranslationModule``: the base every method's LightningModule extends.
+
+It owns what the methods share, so that a method file reads like its paper's loss table:
+  - manual optimization (``automatic_optimization = False``) with named optimizers and one helper,
+    :meth:`step`, that does a toggled zero_grad / backward / (clip) / step for one of them; the
+    method calls it in its paper's order (G then D for CycleGAN, D then G for pix2pix and UNIT);
+  - learning-rate schedulers built from ``lr_policy`` and stepped by hand at the right boundary
+    (epoch end, or every batch with ``lr_interval: step``);
+  - an optional generator EMA (``ema_decay``), kept as ``AveragedModel`` copies (so they are in the
+    checkpoint) and used by :meth:`translate` when enabled;
+  - checkpoint extras: image pools and the RNG states (python, numpy, torch, CUDA), so that a
+    resumed run continues exactly;
+  - ``translate(x, direction, reference=None)``: the one door for evaluation, inference and grids;
+  - ``visuals(batch)``: named image tensors for grids;
+  - loss logging under the shared names ``train/loss_<term>``.
+
+Subclasses implement :meth:`build_optimizers` (a dict name -> optimizer, in stepping order),
+``training_step`` and ``visuals``, and set ``generators`` (direction -> attribute name of the
+generator) or override :meth:`translate`.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Iterable
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from lit_i2i.core.pool import ImagePool
+from lit_i2i.core.schedules import build_scheduler
+
+
+class TranslationModule(pl.LightningModule):
+    #: short method name used for run tags and W&B grouping
+    method_name: str = "translation"
+    #: direction -> attribute holding the generator used by translate()
+    generators: dict[str, str] = {}
+    #: directions this method can translate
+    directions: tuple[str, ...] = ("AtoB", "BtoA")
+
+    def __init__(self, lr_policy: str = "linear", n_epochs: int = 100, n_epochs_decay: int = 100,
+                 lr_interval: str = "epoch", lr_step_size: int = 50, lr_gamma: float = 0.1,
+                 ema_decay: float | None = None):
+        super().__init__()
+        self.automatic_optimization = False
+        if lr_interval not in ("epoch", "step"):
+            raise ValueError(f"lr_interval must be 'epoch' or 'step', got {lr_interval!r}")
+        self.lr_policy, self.n_epochs, self.n_epochs_decay = lr_policy, n_epochs, n_epochs_decay
+        self.lr_interval, self.lr_step_size, self.lr_gamma = lr_interval, lr_step_size, lr_gamma
+        self.ema_decay = ema_decay
+        self.pools: dict[str, ImagePool] = {}
+        self.opt_names: list[str] = []
+        self.ema = nn.ModuleDict()
+
+    # ------------------------------------------------------------------ setup
+    def setup_ema(self) -> None:
+        """Call at the end of a subclass __init__, once its generators exist."""
+        if self.ema_decay:
+            for name in sorted(set(self.generators.values())):
+                self.ema[name] = AveragedModel(getattr(self, name), multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay),
+                                               use_buffers=True)
+                self.ema[name].requires_grad_(False)
+
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def configure_optimizers(self):
+        opts = self.build_optimizers()
+        self.opt_names = list(opts)
+        scheds = [build_scheduler(o, self.lr_policy, self.n_epochs, self.n_epochs_decay, self.lr_step_size,
+                                  self.lr_gamma) for o in opts.values()]
+        return list(opts.values()), scheds
+
+    def optimizer(self, name: str):
+        opts = self.optimizers()
+        opts = opts if isinstance(opts, list) else [opts]
+        return opts[self.opt_names.index(name)]
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, name: str, loss: torch.Tensor, clip: float | None = None) -> None:
+        """One update of optimizer ``name``: only its parameters receive gradients (the others are
+        frozen for the backward, as the reference code's ``set_requires_grad(net, False)``)."""
+        opt = self.optimizer(name)
+        self.toggle_optimizer(opt)
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if clip is not None:
+            self.clip_gradients(opt, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+        opt.step()
+        self.untoggle_optimizer(opt)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        for name, avg in self.ema.items():
+            avg.update_parameters(getattr(self, name))
+        if self.lr_interval == "step":
+            self._step_schedulers()
+
+    def on_train_epoch_end(self) -> None:
+        if self.lr_interval == "epoch":
+            self._step_schedulers()
+
+    def _step_schedulers(self) -> None:
+        scheds = self.lr_schedulers()
+        if scheds is None:
+            return
+        for s in scheds if isinstance(scheds, list) else [scheds]:
+            s.step()
+
+    def log_losses(self, losses: dict[str, torch.Tensor], prog_bar: Iterable[str] = ("G", "D")) -> None:
+        for k, v in losses.items():
+            self.log(f"train/loss_{k}", v.detach(), prog_bar=k in prog_bar, on_step=True, on_epoch=False)
+        if self.opt_names:
+            self.log("train/lr", self.optimizer(self.opt_names[0]).param_groups[0]["lr"], on_step=True,
+                     on_epoch=False)
+
+    # ------------------------------------------------------------------ the one door
+    def generator(self, direction: str) -> nn.Module:
+        if direction not in self.generators:
+            raise ValueError(f"{type(self).__name__} translates {tuple(self.generators)}, not {direction!r}")
+        name = self.generators[direction]
+        return self.ema[name].module if name in self.ema else getattr(self, name)
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str = "AtoB", reference: torch.Tensor | None = None) -> torch.Tensor:
+        """Translate a batch ``x`` (float NCHW in [-1, 1]) in ``direction``; EMA weights if enabled."""
+        return self.generator(direction)(x)
+
+    def visuals(self, batch: dict) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ validation / test / predict
+    def validation_step(self, batch, batch_idx):
+        """Validation losses are method-specific; metrics come from the TranslationMetrics callback."""
+
+    def test_step(self, batch, batch_idx):
+        """Test metrics come from the TranslationMetrics callback."""
+
+    def predict_step(self, batch, batch_idx, dataloader_idx=0):
+        return {"image": self.translate(batch["image"], self.directions[0]), "path": batch["path"]}
+
+    # ------------------------------------------------------------------ exact resume
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["image_pools"] = {k: p.state_dict() for k, p in self.pools.items()}
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        checkpoint["rng_states"] = {  # tensors and plain numbers only: loadable with weights_only=True
+            "python": random.getstate(), "torch": torch.get_rng_state(),
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        for k, state in checkpoint.get("image_pools", {}).items():
+            if k in self.pools:
+                self.pools[k].load_state_dict(state, device=self.device)
+        rng = checkpoint.get("rng_states")
+        if rng:
+            random.setstate(rng["python"])
+            name, keys, pos, has_gauss, cached = rng["numpy"]
+            np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+            torch.set_rng_state(rng["torch"])
+            if rng.get("cuda") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+
