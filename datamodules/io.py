@@ -64,6 +64,38 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return h, w
 
 
+def read_sizes(files: list[Path], skip_bad: bool = False, what: str = "images") -> dict[Path, tuple[int, int]]:
+    """(height, width) of every file from its header, in order; the bad ones raise or are skipped.
+
+    A missing or unreadable file is a UserError naming it; with ``skip_bad`` such files are left out
+    with one warning giving their count (and a UserError if none is left).
+    """
+    sizes, bad = {}, []
+    for f in files:
+        try:
+            sizes[Path(f)] = image_size(f)
+        except UserError as e:
+            if not skip_bad:
+                raise UserError(f"{e} (set skip_bad_files: true to skip such files with a warning)") from None
+            bad.append(f)
+    if bad:
+        warnings.warn(f"{what}: skipped {len(bad)} unreadable file(s), e.g. {bad[0]}", stacklevel=3)
+        if not sizes:
+            raise UserError(f"{what}: every file is unreadable, e.g. {bad[0]}")
+    return sizes
+
+
+def check_min_size(sizes: dict[Path, tuple[int, int]], min_size: tuple[int, int] | None, part: str = "") -> None:
+    """UserError naming the first image smaller than ``min_size`` (h, w); ``part`` names a sub-image."""
+    if min_size is None:
+        return
+    for f, (h, w) in sizes.items():
+        if h < min_size[0] or w < min_size[1]:
+            raise UserError(
+                f"image {f}{part} is {w}x{h} (WxH), smaller than the crop size {min_size[1]}x{min_size[0]}; "
+                "lower crop_size/load_size or use another preprocess")
+
+
 def check_images(files: list[Path], skip_bad: bool = False,
                  min_size: tuple[int, int] | None = None, what: str = "images") -> list[Path]:
     """Check every file's header before training; raise on the first bad one or skip bad ones.
@@ -72,24 +104,6 @@ def check_images(files: list[Path], skip_bad: bool = False,
     images smaller than this are an error, since they cannot be cropped to the configured size.
     Returns the files to use (all, or the readable ones with ``skip_bad``).
     """
-    good, bad = [], []
-    for f in files:
-        try:
-            h, w = image_size(f)
-        except UserError:
-            if not skip_bad:
-                raise UserError(
-                    f"not a readable image (corrupt or unknown format): {f} "
-                    "(set skip_bad_files: true to skip such files with a warning)") from None
-            bad.append(f)
-            continue
-        if min_size is not None and (h < min_size[0] or w < min_size[1]):
-            raise UserError(
-                f"image {f} is {w}x{h} (WxH), smaller than the crop size {min_size[1]}x{min_size[0]}; "
-                "lower crop_size/load_size or use preprocess: none")
-        good.append(f)
-    if bad:
-        warnings.warn(f"{what}: skipped {len(bad)} unreadable file(s), e.g. {bad[0]}", stacklevel=2)
-        if not good:
-            raise UserError(f"{what}: every file is unreadable, e.g. {bad[0]}")
-    return good
+    sizes = read_sizes(files, skip_bad, what)
+    check_min_size(sizes, min_size)
+    return list(sizes)

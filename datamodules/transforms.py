@@ -57,21 +57,30 @@ class _MultipleOf(torch.nn.Module):
         return imgs if len(imgs) > 1 else imgs[0]
 
 
-def min_input_size(preprocess: str, load_size: int, crop_size: int) -> tuple[int, int] | None:
-    """The smallest (h, w) a file may have for this preprocessing (None: any size works)."""
+def min_input_size(preprocess: str, load_size: int, crop_size: int,
+                   center_crop: int | None = None) -> tuple[int, int] | None:
+    """The smallest (h, w) a file may have for this preprocessing (None: any size works).
+
+    ``crop`` cuts ``crop_size`` from the file itself; ``center_crop_resize`` cuts ``center_crop``
+    (when given), which would otherwise be zero-padded silently.
+    """
     if preprocess == "crop":
         return crop_size, crop_size
+    if preprocess == "center_crop_resize" and center_crop is not None:
+        return center_crop, center_crop
     return None
 
 
 def build_transform(preprocess: str = "resize_and_crop", load_size: int = 286, crop_size: int = 256,
                     flip: bool = True, train: bool = True, channels: int = 3, stride: int = 4,
                     center_crop: int = 178, rotation: float = 0.0, color_jitter: float = 0.0,
-                    scale: tuple[float, float] | None = None) -> v2.Compose:
+                    scale: tuple[float, float] | None = None, translate: float = 0.0, shear: float = 0.0,
+                    hue: float = 0.0) -> v2.Compose:
     """The transform for one split. Random ops (crop, flip, rotation, jitter) only when ``train``.
 
-    ``rotation`` (degrees), ``color_jitter`` (brightness/contrast/saturation strength) and
-    ``scale`` (random-resized-crop area range) are the extra augmentations of the one-shot data.
+    ``rotation`` (degrees), ``translate`` (fraction of the size), ``shear`` (degrees), ``color_jitter``
+    (brightness/contrast/saturation strength), ``hue`` and ``scale`` (random-resized-crop area range)
+    are the extra augmentations of the one-shot data and of TUNIT's second view.
     """
     if preprocess not in PREPROCESS:
         raise UserError(f"data.preprocess: unknown value {preprocess!r}; choose one of {', '.join(PREPROCESS)}")
@@ -95,13 +104,16 @@ def build_transform(preprocess: str = "resize_and_crop", load_size: int = 286, c
     if train:
         if scale is not None:  # random zoom, back to the crop size
             ops.append(v2.RandomResizedCrop(crop_size, scale=scale, ratio=(0.9, 1.1), antialias=True))
-        if rotation:
+        if translate or shear:
+            ops.append(v2.RandomAffine(rotation, translate=(translate, translate), shear=shear or None, fill=0))
+        elif rotation:
             ops.append(v2.RandomRotation(rotation, fill=0))
         if flip:
             ops.append(v2.RandomHorizontalFlip())
-        if color_jitter:
+        if color_jitter or hue:
             j = color_jitter
-            ops.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j if channels == 3 else 0))
+            ops.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j if channels == 3 else 0,
+                                      hue=hue if channels == 3 else 0))
     if channels == 1:
         ops.append(v2.Grayscale(1))
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * channels, [0.5] * channels)]

@@ -1,0 +1,133 @@
+"""Tiny image folders for the datamodule tests, written with PIL into a temporary folder.
+
+Every image is random noise from its own seed, so crops, flips and pairings can be told apart.
+The CelebA factory writes the real ``list_attr_celeba.txt`` format (count, the 40 attribute names,
+then rows of 1/-1 aligned with extra spaces) and returns the attribute table it wrote, so tests can
+compute the expected domains independently of the code under test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
+    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
+    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
+    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
+    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
+).split()
+assert len(CELEBA_ATTRIBUTES) == 40
+
+
+def noise(h: int, w: int, seed: int, channels: int = 3) -> np.ndarray:
+    """A random uint8 image (h, w, channels) or (h, w) for one channel."""
+    shape = (h, w) if channels == 1 else (h, w, channels)
+    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+
+
+def save(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def make_image(path: Path, size: tuple[int, int] = (16, 16), seed: int = 0, channels: int = 3) -> Path:
+    """A noise image of ``size`` (w, h) at ``path`` (the format follows the extension)."""
+    w, h = size
+    return save(Path(path), noise(h, w, seed, channels))
+
+
+def make_corrupt(path: Path) -> Path:
+    """A file with an image extension whose bytes are not an image."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"this is not an image" * 10)
+    return path
+
+
+def make_folder(folder: Path, n: int, size: tuple[int, int] = (16, 16), seed: int = 0, ext: str = ".png") -> list[Path]:
+    """``n`` noise images ``000.png``, ``001.png``, ... in ``folder``."""
+    return [make_image(Path(folder) / f"{i:03d}{ext}", size, seed * 1000 + i) for i in range(n)]
+
+
+def make_unpaired(root: Path, n_a: int, n_b: int, size: tuple[int, int] = (16, 16), n_test: int = 2,
+                  val: bool = False) -> Path:
+    """CycleGAN layout: trainA (n_a), trainB (n_b), testA, testB (n_test each), valA/valB if ``val``."""
+    root = Path(root)
+    make_folder(root / "trainA", n_a, size, seed=1)
+    make_folder(root / "trainB", n_b, size, seed=2)
+    make_folder(root / "testA", n_test, size, seed=3)
+    make_folder(root / "testB", n_test, size, seed=4)
+    if val:
+        make_folder(root / "valA", n_test, size, seed=5)
+        make_folder(root / "valB", n_test, size, seed=6)
+    return root
+
+
+def make_aligned(root: Path, n: int, size: int = 16, identical: bool = False,
+                 splits: tuple[str, ...] = ("train", "val", "test")) -> Path:
+    """pix2pix combined layout: ``root/<split>/i.png`` of size (2*size) x size holding A|B.
+
+    ``identical``: the B half is a copy of the A half (to check joint transforms).
+    """
+    root = Path(root)
+    for k, split in enumerate(splits):
+        for i in range(n):
+            a = noise(size, size, seed=100 * k + 2 * i)
+            b = a if identical else noise(size, size, seed=100 * k + 2 * i + 1)
+            save(root / split / f"{i:03d}.png", np.concatenate([a, b], axis=1))
+    return root
+
+
+def make_two_folders(root: Path, n: int, size: int = 16, identical: bool = False,
+                     splits: tuple[str, ...] = ("train", "test")) -> Path:
+    """Paired two-folder layout: ``root/<split>A/i.png`` pairs with ``root/<split>B/i.png``."""
+    root = Path(root)
+    for k, split in enumerate(splits):
+        for i in range(n):
+            a = noise(size, size, seed=100 * k + 2 * i)
+            b = a if identical else noise(size, size, seed=100 * k + 2 * i + 1)
+            save(root / f"{split}A" / f"{i:03d}.png", a)
+            save(root / f"{split}B" / f"{i:03d}.png", b)
+    return root
+
+
+def make_multidomain(root: Path, domains: list[str], n: int, size: tuple[int, int] = (16, 16), n_test: int = 2,
+                     splits: tuple[str, ...] = ("train", "test")) -> Path:
+    """``root/<split>/<domain>/i.png``: n training images and n_test images for other splits."""
+    root = Path(root)
+    for s, split in enumerate(splits):
+        for d, domain in enumerate(domains):
+            make_folder(root / split / domain, n if split == "train" else n_test, size, seed=10 * s + d + 1)
+    return root
+
+
+def make_celeba(root: Path, n: int, size: tuple[int, int] = (20, 24), seed: int = 0,
+                image_dir: str = "img_align_celeba") -> dict[str, dict[str, bool]]:
+    """CelebA layout with n images ``000001.jpg``... and a real-format ``list_attr_celeba.txt``.
+
+    Returns ``{file name: {attribute: bool}}``, the table written to the file.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    values = rng.random((n, len(CELEBA_ATTRIBUTES))) < 0.5
+    table, rows = {}, []
+    for i in range(n):
+        name = f"{i + 1:06d}.jpg"
+        make_image(root / image_dir / name, size, seed=i)
+        table[name] = dict(zip(CELEBA_ATTRIBUTES, (bool(v) for v in values[i])))
+        rows.append(name + " " + " ".join(f"{1 if v else -1:2d}" for v in values[i]))
+    header = [str(n), " ".join(CELEBA_ATTRIBUTES) + " "]
+    (root / "list_attr_celeba.txt").write_text("\n".join(header + rows) + "\n")
+    return table
+
+
+def make_partition(root: Path, n: int) -> dict[str, int]:
+    """``list_eval_partition.txt`` for images 1..n: split id 0/1/2 cycling as 0,0,0,1,2 (returned)."""
+    parts = {f"{i + 1:06d}.jpg": (0, 0, 0, 1, 2)[i % 5] for i in range(n)}
+    (Path(root) / "list_eval_partition.txt").write_text("".join(f"{k} {v}\n" for k, v in parts.items()))
+    return parts
