@@ -143,8 +143,10 @@ def photo(name: str, size: int | None = None) -> torch.Tensor:
 
     if name not in PHOTOS:
         raise UserError(f"unknown built-in photo {name!r}; choose one of {', '.join(PHOTOS)}")
-    arr = getattr(skimage.data, name)()
-    t = torch.from_numpy(np.ascontiguousarray(arr))
+    arr = np.asarray(getattr(skimage.data, name)())
+    if arr.dtype == bool:  # 'horse' is a binary silhouette
+        arr = arr.astype(np.uint8) * 255
+    t = torch.from_numpy(np.ascontiguousarray(arr.astype(np.uint8)))
     t = t.unsqueeze(0).expand(3, -1, -1) if t.ndim == 2 else t.permute(2, 0, 1)[:3]
     t = t.contiguous()
     if size is not None:

@@ -1,0 +1,36 @@
+"""Test helpers shared by the training tests: tiny trainers, models and built-in data."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from datamodules.builtin import BuiltinDigits
+
+TINY_CYCLEGAN = dict(netG="resnet", ngf=8, n_blocks=1, n_down=2, netD="n_layers", ndf=8, n_layers_D=2,
+                     pool_size=4, n_epochs=1, n_epochs_decay=1)
+TINY_PIX2PIX = dict(netG="unet_32", ngf=8, netD="n_layers", ndf=8, n_layers_D=2, use_dropout=False,
+                    n_epochs=1, n_epochs_decay=1)
+
+
+def tiny_data(**kw) -> BuiltinDigits:
+    args = dict(train_limit=16, batch_size=4, eval_batch_size=8)
+    args.update(kw)
+    return BuiltinDigits(**args)
+
+
+def trainer(tmp_path, **kw) -> pl.Trainer:
+    args = dict(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                enable_model_summary=False, default_root_dir=str(tmp_path), num_sanity_val_steps=0,
+                limit_val_batches=0)
+    args.update(kw)
+    return pl.Trainer(**args)
+
+
+def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def changed(before: dict, after: dict, prefix: str) -> list[bool]:
+    return [not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix) and before[k].is_floating_point()
+            and "running" not in k]
