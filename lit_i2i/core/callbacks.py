@@ -61,7 +61,9 @@ class ImageGrid(pl.Callback):
                 logger.experiment.add_image(f"grids/{tag}", grid, step)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self.every_n_steps and (batch_idx + 1) % self.every_n_steps == 0:
+        # every N training batches over the whole run (not within an epoch); global_step would count
+        # each optimizer's step separately under manual optimization
+        if self.every_n_steps and (trainer.fit_loop.total_batch_idx + 1) % self.every_n_steps == 0:
             self.draw(trainer, pl_module, "train")
 
     def on_fit_end(self, trainer, pl_module):

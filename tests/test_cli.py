@@ -1,0 +1,135 @@
+"""``lit-i2i`` end to end: help, every config's --print_config, short runs, translate, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lit_i2i.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "experiments").rglob("*.yaml"))
+TINY_G = ["--model.init_args.ngf", "8", "--trainer.enable_progress_bar", "false", "--trainer.logger", "false"]
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.chdir(ROOT)
+
+
+def test_help_lists_every_subcommand(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for cmd in ("fit", "validate", "test", "predict", "translate", "evaluate", "train-classifier", "bench"):
+        assert cmd in out
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_print_config_of_every_experiment(config, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["fit", "--config", config, "--print_config"])
+    assert e.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "class_path" in out and "model:" in out and "data:" in out
+
+
+def _fit(tmp_path, config, *extra):
+    root = tmp_path / "run"
+    args = ["fit", "--config", config, "--trainer.default_root_dir", str(root), "--trainer.max_steps", "20",
+            "--data.init_args.train_limit", "64", "--trainer.limit_val_batches", "0", *TINY_G, *extra]
+    assert main(args) == 0
+    return root
+
+
+def test_cyclegan_20_steps_through_the_cli_then_translate(tmp_path):
+    root = _fit(tmp_path, "experiments/cyclegan/digits.yaml", "--model.init_args.n_blocks", "1", "--metrics.metrics", "[]")
+    ckpt = root / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    state = torch.load(ckpt, weights_only=True)  # checkpoints hold tensors and plain data only
+    assert state["lit_i2i_config"]["model"]["class_path"].endswith("CycleGAN")
+    assert state["global_step"] == 20  # 10 batches x 2 optimizer steps
+    assert list((root / "grids").glob("final_*.png"))
+    summary = json.loads((root / "metrics.json").read_text())
+    assert summary["method"] == "cyclegan" and "train/loss_G" in summary
+    # translate round trip: file names kept, PNGs of the network's output size
+    from torchvision.io import read_image, write_png
+
+    from datamodules.builtin import indices, render
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    imgs, labels, _ = render("digits", indices("A", "test")[:3])
+    for i, x in enumerate(imgs):
+        write_png(x, str(inp / f"digit{i}.png"))
+    out = tmp_path / "out"
+    assert main(["translate", "--ckpt", str(ckpt), "--input", str(inp), "--output", str(out)]) == 0
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["digit0.png", "digit1.png", "digit2.png"]
+    assert read_image(str(out / "digit0.png")).shape == (3, 32, 32)
+    # the same as calling translate() on the model
+    from lit_i2i.commands import load_run
+
+    model, _ = load_run(ckpt)
+    x = imgs[:1].float() / 127.5 - 1
+    expected = ((model.translate(x)[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    assert (read_image(str(out / "digit0.png")).int() - expected.int()).abs().max() <= 1
+    # refuses to overwrite, then overwrites when asked
+    assert main(["translate", "--ckpt", str(ckpt), "--input", str(inp), "--output", str(out)]) == 2
+    assert main(["translate", "--ckpt", str(ckpt), "--input", str(inp), "--output", str(out), "--overwrite"]) == 0
+
+
+def test_pix2pix_20_steps_through_the_cli(tmp_path):
+    root = _fit(tmp_path, "experiments/pix2pix/digits.yaml", "--metrics.metrics", "[]")
+    state = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 20
+
+
+def test_fit_refuses_to_reuse_a_run_folder_and_resumes_with_last(tmp_path):
+    root = _fit(tmp_path, "experiments/cyclegan/digits.yaml", "--model.init_args.n_blocks", "1", "--metrics.metrics", "[]",
+                "--trainer.max_steps", "4")
+    before = (root / "checkpoints" / "last.ckpt").read_bytes()
+    args = ["fit", "--config", "experiments/cyclegan/digits.yaml", "--trainer.default_root_dir", str(root),
+            "--data.init_args.train_limit", "64", "--model.init_args.n_blocks", "1", "--metrics.metrics", "[]", *TINY_G]
+    assert main([*args, "--trainer.max_steps", "8"]) == 2  # would overwrite: refused
+    assert (root / "checkpoints" / "last.ckpt").read_bytes() == before  # nothing lost
+    assert main([*args, "--trainer.max_steps", "8", "--ckpt_path", "last"]) == 0
+    assert torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
+
+
+def _cli(*args, cwd=ROOT):
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    return subprocess.run([sys.executable, "-m", "lit_i2i.cli", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=300)
+
+
+def test_bad_data_root_is_one_line_without_traceback(tmp_path):
+    missing = tmp_path / "no_such_dataset"
+    r = _cli("fit", "--config", "experiments/cyclegan/horse2zebra.yaml", "--data.init_args.root", str(missing),
+             "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.logger", "false")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert str(missing) in r.stderr and r.stderr.strip().startswith("lit-i2i: error:")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_bad_option_value_names_the_option(tmp_path):
+    r = _cli("fit", "--config", "experiments/quickstart.yaml", "--data.init_args.a", "letters",
+             "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.logger", "false")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "data.a" in r.stderr and "letters" in r.stderr
+
+
+def test_translate_bad_inputs(tmp_path):
+    r = _cli("translate", "--ckpt", str(tmp_path / "missing.ckpt"), "--input", str(tmp_path), "--output", str(tmp_path / "o"))
+    assert r.returncode == 2 and "missing.ckpt" in r.stderr and "Traceback" not in r.stderr
+    bogus = tmp_path / "bogus.ckpt"
+    bogus.write_text("not a checkpoint")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.png").write_bytes(b"\x89PNG broken")
+    r = _cli("translate", "--ckpt", str(bogus), "--input", str(tmp_path / "in"), "--output", str(tmp_path / "o"))
+    assert r.returncode == 2 and "bogus.ckpt" in r.stderr and "Traceback" not in r.stderr
