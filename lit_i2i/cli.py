@@ -113,7 +113,8 @@ def _build_cli_class():
     return LitI2ICLI, ConfigToLoggerAndCheckpoint, TranslationModule, TranslationDataModule, LightningDataModule
 
 
-def run_lightning_cli(argv: list[str]):
+def run_lightning_cli(argv: list[str] | None):
+    """LightningCLI on ``argv`` (None: on sys.argv, which avoids Lightning's args-vs-argv warning)."""
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -137,6 +138,7 @@ def _print_help() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from_sys = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if not argv or argv[0] in ("-h", "--help"):
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             from lit_i2i import commands
 
             return int(getattr(commands, argv[0].replace("-", "_"))(argv[1:]) or 0)
-        run_lightning_cli(argv)
+        run_lightning_cli(None if from_sys else argv)
         return 0
     except UserError as e:
         print(f"lit-i2i: error: {e}", file=sys.stderr)
