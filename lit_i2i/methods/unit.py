@@ -23,6 +23,10 @@ GAN = vanilla (BCE with logits; the code applies a sigmoid then BCE) for ``nips`
 forward of the generators, noise included, as ``dis_update``), then G step (a fresh forward, D
 frozen). Adam(1e-4, 0.5, 0.999), weight decay 1e-4, for both; Gaussian init std 0.02; no LR schedule.
 
+Generators (``arch``): ``unit`` = ``COCOResGen2`` (LeakyReLU, no norm outside the blocks; the
+CelebA and animal configs), ``unit_in`` = ``COCOResGen`` (ReLU + InstanceNorm in the stride-2 and
+transposed convs; synthia2cityscape).
+
 Discriminators (``netD``): ``single`` (``COCODis``, ``n_layers_D`` 3x3 stride-2 convs: small
 images, cat2tiger), ``multiscale`` (``COCOMsDis``, ``num_scales`` nets, Gaussian-blur downsampling:
 street scenes), ``shared`` (``COCOSharedDis``: 2 per-domain front layers, ``n_layers_D`` shared layers:
@@ -77,7 +81,7 @@ class UNIT(TranslationModule):
     method_name = "unit"
     directions = ("AtoB", "BtoA")
 
-    def __init__(self, variant: str = "nips", a_ch: int = 3, b_ch: int = 3, ngf: int = 64, n_down: int = 2,
+    def __init__(self, variant: str = "nips", a_ch: int = 3, b_ch: int = 3, arch: str = "unit", ngf: int = 64, n_down: int = 2,
                  n_res_unshared: int = 3, n_res_shared: int = 1, norm: str = "instance", dropout: float = 0.0,
                  share_weights: bool | None = None, netD: str | None = None, ndf: int = 64, n_layers_D: int = 4,
                  num_scales: int = 3, n_front_D: int = 2, gan_mode: str | None = None,
@@ -98,7 +102,9 @@ class UNIT(TranslationModule):
         self.cfg = cfg
         if cfg["netD"] not in NET_D:
             raise ValueError(f"netD must be one of {', '.join(NET_D)}, got {cfg['netD']!r}")
-        spec = VAESpec("unit", ngf, n_down, None, n_res_unshared, n_res_shared, norm, dropout)
+        if arch not in ("unit", "unit_in"):
+            raise ValueError(f"arch must be 'unit' (COCOResGen2) or 'unit_in' (COCOResGen), got {arch!r}")
+        spec = VAESpec(arch, ngf, n_down, None, n_res_unshared, n_res_shared, norm, dropout)
         self.enc_A, self.dec_A, self.enc_B, self.dec_B = shared_latent_vaes(spec, a_ch, b_ch, cfg["share_weights"])
         for m in (self.enc_A, self.dec_A, self.enc_B, self.dec_B):
             init_weights(m, cfg["init_type"], init_gain)

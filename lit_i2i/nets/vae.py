@@ -16,6 +16,8 @@ moves both, and ``module.parameters()`` lists them once. Its keys appear twice i
             convs with ``norm`` (instance), ReLU between, zero padding, identity skip); decoder mirror:
             residual blocks, 3x3 stride-2 transposed convs (output_padding 1) with LeakyReLU 0.01,
             then a 1x1 transposed conv and tanh.
+``unit_in`` UNIT ``COCOResGen`` (synthia2cityscape): as ``unit`` but the stride-2 convs and the
+            transposed convs have ``norm`` + ReLU (the 7x7 input conv keeps LeakyReLU, no norm).
 ``resnet``  the OST image code / CycleGAN ResNet layout: reflect-padded 7x7 conv, 3x3 stride-2
             convs, ``norm`` + ReLU after each, reflect-padded residual blocks, transposed convs, a
             reflect-padded 7x7 conv and tanh.
@@ -50,7 +52,6 @@ and :func:`shared_front_discriminators` (``COCOSharedDis``: per-domain front lay
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -60,7 +61,7 @@ from torch import nn
 
 from .blocks import ResnetBlock, conv_bias, norm_layer
 
-ARCHS = ("unit", "resnet", "dcgan")
+ARCHS = ("unit", "unit_in", "resnet", "dcgan")
 
 
 def unique_parameters(*modules: nn.Module) -> list[nn.Parameter]:
@@ -139,8 +140,8 @@ class VAESpec:
 
     # -- layers
     def _act(self) -> nn.Module:
-        return {"unit": lambda: nn.LeakyReLU(0.01, True), "resnet": lambda: nn.ReLU(True),
-                "dcgan": lambda: nn.LeakyReLU(0.05, True)}[self.arch]()
+        return {"unit": lambda: nn.LeakyReLU(0.01, True), "unit_in": lambda: nn.ReLU(True),
+                "resnet": lambda: nn.ReLU(True), "dcgan": lambda: nn.LeakyReLU(0.05, True)}[self.arch]()
 
     def _norm(self, c: int) -> list[nn.Module]:
         if self.arch == "unit":
@@ -148,7 +149,7 @@ class VAESpec:
         return [norm_layer(self.norm)(c)]
 
     def _bias(self) -> bool:
-        return True if self.arch == "unit" else conv_bias(self.norm)
+        return True if self.arch in ("unit", "unit_in") else conv_bias(self.norm)
 
     def _down(self, i: int, in_ch: int) -> list[nn.Module]:
         c_in, c_out = (in_ch if self._ch(i) < 0 else self._ch(i)), self._ch(i + 1)
@@ -168,11 +169,12 @@ class VAESpec:
     def _block(self, dim: int) -> nn.Module:
         if self.arch == "dcgan":
             return nn.Sequential(nn.Conv2d(dim, dim, 3, 1, 1, bias=self._bias()), *self._norm(dim), self._act())
-        pad = "zero" if self.arch == "unit" else "reflect"
+        pad = "reflect" if self.arch == "resnet" else "zero"
         block = ResnetBlock(dim, padding_type=pad, norm=self.norm, use_dropout=False, use_bias=True)
         if self.dropout:
             seq = list(block.conv_block)
-            seq.insert(3, nn.Dropout(self.dropout))  # after conv, norm, ReLU
+            relu = next(i for i, m in enumerate(seq) if isinstance(m, nn.ReLU))
+            seq.insert(relu + 1, nn.Dropout(self.dropout))  # after conv, norm, ReLU
             block.conv_block = nn.Sequential(*seq)
         return block
 
@@ -180,8 +182,8 @@ class VAESpec:
     def front(self, in_ch: int) -> nn.Sequential:
         """Per-domain encoder layers: input conv, the first ``n_unshared`` downsamplings, per-domain blocks."""
         layers: list[nn.Module] = []
-        if self.arch == "unit":
-            layers += [nn.Conv2d(in_ch, self.ngf, 7, 1, 3), self._act()]
+        if self.arch in ("unit", "unit_in"):
+            layers += [nn.Conv2d(in_ch, self.ngf, 7, 1, 3), nn.LeakyReLU(0.01, True)]
         elif self.arch == "resnet":
             layers += [nn.ReflectionPad2d(3), nn.Conv2d(in_ch, self.ngf, 7, bias=self._bias()),
                        *self._norm(self.ngf), self._act()]
@@ -207,7 +209,7 @@ class VAESpec:
         layers: list[nn.Module] = [self._block(self._ch(self.n_unshared)) for _ in range(self.n_res_unshared)]
         for i in reversed(range(self.n_unshared)):
             layers += self._up(i, out_ch)
-        if self.arch == "unit":
+        if self.arch in ("unit", "unit_in"):
             layers += [nn.ConvTranspose2d(self.ngf, out_ch, 1, 1, 0), nn.Tanh()]
         elif self.arch == "resnet":
             layers += [nn.ReflectionPad2d(3), nn.Conv2d(self.ngf, out_ch, 7), nn.Tanh()]
@@ -358,6 +360,3 @@ class DCGANDiscriminator(nn.Module):
         return self.model(x)
 
 
-def clone_module(m: nn.Module) -> nn.Module:
-    """A deep copy with its own tensors (for cloning B's outer layers into A's)."""
-    return copy.deepcopy(m)
