@@ -73,7 +73,9 @@ def _build_cli_class():
         def add_arguments_to_parser(self, parser) -> None:
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
             parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": -1,
-                                 "checkpoint.every_n_epochs": 10, "checkpoint.filename": "{epoch:04d}-{step:08d}"})
+                                 "checkpoint.every_n_epochs": 10, "checkpoint.filename": "{epoch:04d}-{step:08d}",
+                                 # save at epoch ends even when validation runs rarely or never
+                                 "checkpoint.save_on_train_epoch_end": True})
             parser.link_arguments("trainer.default_root_dir", "checkpoint.dirpath",
                                   compute_fn=lambda d: str(Path(d or ".") / "checkpoints"))
             parser.add_lightning_class_args(ImageGrid, "grids")

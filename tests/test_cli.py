@@ -47,9 +47,11 @@ def _fit(tmp_path, config, *extra):
 
 
 def test_cyclegan_20_steps_through_the_cli_then_translate(tmp_path):
-    root = _fit(tmp_path, "experiments/cyclegan/digits.yaml", "--model.init_args.n_blocks", "1", "--metrics.metrics", "[]")
+    root = _fit(tmp_path, "experiments/cyclegan/digits.yaml", "--model.init_args.n_blocks", "1", "--metrics.metrics", "[]",
+                "--checkpoint.every_n_epochs", "1")
     ckpt = root / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
+    assert len(list((root / "checkpoints").glob("epoch=*.ckpt"))) == 2  # 10 batches of 4 per epoch: 2 whole epochs
     state = torch.load(ckpt, weights_only=True)  # checkpoints hold tensors and plain data only
     assert state["lit_i2i_config"]["model"]["class_path"].endswith("CycleGAN")
     assert state["global_step"] == 20  # 10 batches x 2 optimizer steps
