@@ -23,7 +23,8 @@ what the image looks like without it, so the papers' protocols become exact meas
   removal threshold 0.1, at 0.5, and at the best threshold (the README's protocol: chosen on the
   test set itself, so optimistic); the share of pixels of bar-free A images that the mask marks.
 - FID / KID (x100) of removal outputs against real A test images and of transfer outputs against
-  real B test images, on the features of the digit classifier's penultimate layer.
+  real B test images, on the 128-d features of the colored-digit classifier (the suite's
+  ``fid_digits`` / ``kid_digits`` extractor).
 
 Two baseline columns calibrate every number: "input" (the output is the unchanged input) and
 "ground truth" (the exact answer from the renderer). DIDD's removal is its B -> A translation with
@@ -33,8 +34,9 @@ G(E^c(b), 0, 0) is reported on its own row.
 Classifiers: ``load_digit_classifier("accessory")`` and ``load_digit_classifier("colored-digits")``
 from ``lit_i2i.metrics`` (the latter reads digits with and without the bar); if the metrics package
 is missing, two small CNNs trained here on the training split (cached under ``<out>/classifiers``).
-FID and KID are computed here on the digit classifier's 128-d ``features`` (FID: the usual formula;
-KID: unbiased MMD^2 with the cubic polynomial kernel, 50 subsets of 100, reported x100).
+FID and KID come from ``lit_i2i.metrics.fid`` / ``kid`` (torchmetrics) on those features; without the
+metrics package, from the formulas here (KID: unbiased MMD^2, cubic polynomial kernel, 50 subsets
+of 100). KID is reported x100.
 
 Runs with one torch thread by default: on the shared 2-core machine this was written on, two threads
 competing with other processes were 10-20x slower than one.
@@ -244,11 +246,21 @@ def transfer_metrics(out: torch.Tensor, d: dict, judges: Judges) -> dict[str, fl
             "transfer_digit_kept": float((judges.digit(out) == d["A_label"]).float().mean())}
 
 
+def fid_kid(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
+    """FID and KID x100: the suite's torchmetrics-based scores when present, else the formulas above."""
+    try:
+        from lit_i2i.metrics import fid as suite_fid, kid as suite_kid
+    except ImportError:
+        return fid(real, fake), kid(real, fake)
+    r, f = torch.from_numpy(real), torch.from_numpy(fake)
+    return suite_fid(r, f), suite_kid(r, f)[0] * 100
+
+
 def distribution_metrics(removal: torch.Tensor, transfer: torch.Tensor, d: dict, judges: Judges) -> dict[str, float]:
     fa, fb = judges.features(d["A"]), judges.features(d["B"])
     fr, ft = judges.features(removal), judges.features(transfer)
-    return {"removal_fid": fid(fr, fa), "removal_kid": kid(fr, fa),
-            "transfer_fid": fid(ft, fb), "transfer_kid": kid(ft, fb)}
+    (rf, rk), (tf, tk) = fid_kid(fa, fr), fid_kid(fb, ft)
+    return {"removal_fid": rf, "removal_kid": rk, "transfer_fid": tf, "transfer_kid": tk}
 
 
 def evaluate_model(key: str, model, d: dict, judges: Judges) -> dict[str, float]:
@@ -309,7 +321,10 @@ def train(key: str, out: Path, max_steps: int | None, retrain: bool) -> tuple[Pa
     if run.exists():
         shutil.rmtree(run)
     args = ["fit", "--config", str(ROOT / METHODS[key][1]), "--trainer.default_root_dir", str(run),
-            "--trainer.logger", "false", "--trainer.enable_progress_bar", "false", *metrics_off()]
+            "--trainer.logger", "false", "--trainer.enable_progress_bar", "false", *metrics_off(),
+            # no periodic checkpoints: last.ckpt is then written at the end of training (Lightning refreshes
+            # last.ckpt only together with a periodic save, so a run ending between two saves keeps a stale one)
+            "--checkpoint.every_n_epochs", "0", "--checkpoint.every_n_train_steps", "0"]
     if max_steps is not None:
         args += ["--trainer.max_steps", str(max_steps)]
     print(f"[{key}] lit-i2i {' '.join(args)}", flush=True)
@@ -387,6 +402,11 @@ def main(argv: list[str] | None = None) -> int:
         ckpt, seconds = train(k, out, a.max_steps, a.retrain)
         model, _ = load_run(ckpt)
         steps = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
+        import yaml
+
+        expected = a.max_steps or yaml.safe_load((ROOT / METHODS[k][1]).read_text())["trainer"]["max_steps"]
+        if seconds is not None and steps != expected:
+            raise SystemExit(f"[{k}] {ckpt} holds step {steps}, not the {expected} trained")
         results[k] = {**evaluate_model(k, model, d, judges), "steps": float(steps)}
         if seconds is not None:
             results[k]["train_minutes"] = seconds / 60
