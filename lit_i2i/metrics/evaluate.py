@@ -1,0 +1,542 @@
+"""The evaluator: one protocol for every method, through ``model.translate`` and ``datamodule.eval_dataset``.
+
+For each direction ``XtoY`` (``AtoB``: translate domain A's images, compare with real domain B):
+  1. the fixed evaluation set is the first ``max_samples`` items of ``eval_dataset(X, split)``
+     (sources) and of ``eval_dataset(Y, split)`` (real targets);
+  2. the model translates the sources (``model.eval()``, ``torch.no_grad()``; the train mode is
+     restored after), optionally with a real target image as ``reference``;
+  3. the frozen extractors run on the translations (and, for content, on the sources);
+  4. real-target outputs come from the on-disk :class:`~lit_i2i.metrics.cache.FeatureCache`, or are
+     computed once and stored there;
+  5. :mod:`lit_i2i.metrics.scores` turns them into numbers.
+
+Under DDP (``torch.distributed`` initialised) each rank takes a contiguous block of the evaluation
+set (no padding, no duplicates); every per-image output is gathered once across ranks, in rank order,
+so every rank holds exactly the tensors a single process would, and computes the same numbers.
+Cache hit/miss is agreed between ranks (a miss anywhere is a miss everywhere), and only rank 0
+writes the cache.
+
+Metric names (the result keys are ``<name>_<direction>``; the callback prefixes ``val/`` or ``test/``):
+
+=============== ===================== =====================================================
+name            extractor             also reported
+=============== ===================== =====================================================
+fid, kid, mfid  InceptionV3 2048-d    kid_std, kid_subset (subset size), mfid_classes
+fid_digits,     built-in digit        kid_digits_std, kid_digits_subset, mfid_digits_classes
+kid_digits,     classifier of the
+mfid_digits     target domain
+acc             same classifier       (translation accuracy vs source labels)
+attr_prob,      binary attribute
+attr_success    classifier
+content, style  VGG (ImageNet)
+psnr, ssim,     - / - / AlexNet       (paired data only; lpips skipped with a note offline)
+lpips           LPIPS
+cluster_acc,    the model's           (no direction suffix; needs ``model.cluster(x)``)
+nmi, ari        ``cluster(x)``
+=============== ===================== =====================================================
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from lit_i2i.errors import UserError
+from lit_i2i.metrics import scores
+from lit_i2i.metrics.cache import FeatureCache, fingerprint
+
+#: metric -> what it needs ("inception", "digits", "attribute", "vgg", "paired", "cluster")
+METRICS = {
+    "fid": "inception", "kid": "inception", "mfid": "inception",
+    "fid_digits": "digits", "kid_digits": "digits", "mfid_digits": "digits", "acc": "digits",
+    "attr_prob": "attribute", "attr_success": "attribute",
+    "content": "vgg", "style": "vgg",
+    "psnr": "paired", "ssim": "paired", "lpips": "paired",
+    "cluster_acc": "cluster", "nmi": "cluster", "ari": "cluster",
+}
+PAIRED = ("psnr", "ssim", "lpips")
+
+
+# ------------------------------------------------------------------------------------- distributed
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) of the initialised default process group, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def shard(n: int, rank: int, world: int) -> range:
+    """A contiguous block of range(n) for ``rank``: blocks in rank order tile range(n) exactly."""
+    return range(n * rank // world, n * (rank + 1) // world)
+
+
+def gather_cat(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Concatenate every rank's ``t`` along dim 0, in rank order (sizes may differ); CPU result."""
+    _, world = dist_info()
+    if world == 1:
+        return t.cpu()
+    from torchmetrics.utilities.distributed import gather_all_tensors
+
+    return torch.cat([x.cpu() for x in gather_all_tensors(t.to(device).contiguous())])
+
+
+def all_true(flag: bool, device: torch.device) -> bool:
+    _, world = dist_info()
+    if world == 1:
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+    return bool(t.item())
+
+
+class _Outputs:
+    """Per-image tensors (concatenated) and ``sum_*`` tensors (summed) collected over batches."""
+
+    def __init__(self):
+        self.parts: dict[str, list[torch.Tensor]] = {}
+
+    def add(self, d: dict[str, torch.Tensor]) -> None:
+        for k, v in d.items():
+            self.parts.setdefault(k, []).append(v.detach().cpu())
+
+    def gather(self, device: torch.device) -> dict[str, torch.Tensor]:
+        out = {}
+        for k in sorted(self.parts):  # the same order on every rank (every rank has >= 1 image)
+            v = self.parts[k]
+            if k.startswith("sum_"):
+                out[k] = gather_cat(torch.stack(v).sum(0, keepdim=True), device).sum(0)
+            else:
+                out[k] = gather_cat(torch.cat(v), device)
+        return out
+
+
+def model_device(model) -> torch.device:
+    """``model.device`` (LightningModule), else its first parameter's device, else the CPU."""
+    dev = getattr(model, "device", None)
+    if dev is not None:
+        return torch.device(dev)
+    p = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return p.device if p is not None else torch.device("cpu")
+
+
+# ------------------------------------------------------------------------------------- plan
+def split_direction(direction: str, domains) -> tuple[str, str]:
+    """'AtoB' -> ('A', 'B'); multi-domain names such as 'cattodog' split where both halves are domains."""
+    domains = tuple(domains)
+    for i in range(1, len(direction) - 2):
+        if direction[i:i + 2] == "to" and direction[:i] in domains and direction[i + 2:] in domains:
+            return direction[:i], direction[i + 2:]
+    raise UserError(f"--metrics.directions: {direction!r} is not <source>to<target> with domains of this data "
+                    f"({', '.join(domains)}), e.g. AtoB")
+
+
+def domain_name(dm, domain: str) -> str:
+    """The built-in name behind a domain letter: ``dm.a`` / ``dm.b`` for 'A' / 'B' when they are strings."""
+    name = getattr(dm, domain.lower(), None) if domain in ("A", "B") else None
+    return name if isinstance(name, str) else domain
+
+
+def _import_factory(spec: str):
+    mod, _, attr = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise UserError(f"cannot import classifier factory {spec!r} (expected 'package.module:function'): {e}") from e
+
+
+@dataclass
+class DirectionPlan:
+    direction: str
+    src: str
+    tgt: str
+    digit_net: str | None = None          # built-in classifier name or 'pkg.mod:factory'
+    attribute: tuple[str, int] | None = None  # (classifier, class index of the target domain)
+
+
+class ModuleExtractor(torch.nn.Module):
+    """A user classifier from a factory: logits from ``forward``, features from ``features`` if it has one."""
+
+    def __init__(self, module: torch.nn.Module, name: str):
+        super().__init__()
+        self.net = module.eval().requires_grad_(False)
+        self.name = name
+        self.num_features = getattr(module, "num_features", None)
+
+    def forward(self, x):
+        if hasattr(self.net, "features") and callable(self.net.features):
+            f = self.net.features(x)
+            head = getattr(self.net, "head", None)
+            return {"features": f, "logits": head(f) if head is not None else self.net(x)}
+        return {"logits": self.net(x)}
+
+
+# ------------------------------------------------------------------------------------- evaluator
+class Evaluator:
+    """Computes the named metrics of a model on a datamodule; holds the frozen extractors (lazily built).
+
+    Args: see :class:`lit_i2i.metrics.TranslationMetrics`, which wraps one.
+    """
+
+    def __init__(self, metrics: list[str], directions: list[str] | None = None, split: str = "test",
+                 max_samples: int | None = None, batch_size: int = 64, inception_weights: str | None = None,
+                 vgg: str = "vgg19", vgg_weights: str | None = None, classifier: dict[str, str] | None = None,
+                 attribute_classifier: dict[str, str] | None = None, classifier_seed: int = 0,
+                 reference: bool = False, kid_subsets: int = scores.KID_SUBSETS,
+                 kid_subset_size: int = scores.KID_SUBSET_SIZE, cache_dir: str | None = None, cache: bool = True,
+                 seed: int = 0):
+        unknown = [m for m in metrics if m not in METRICS]
+        if unknown:
+            raise UserError(f"--metrics.metrics: unknown metric(s) {', '.join(unknown)}; choose from "
+                            f"{', '.join(METRICS)}")
+        if max_samples is not None and max_samples < 2:
+            raise UserError(f"--metrics.max_samples: needs at least 2 samples, got {max_samples}")
+        self.metrics = list(dict.fromkeys(metrics))
+        self.needs = {METRICS[m] for m in self.metrics}
+        self.directions = list(directions or ["AtoB"])
+        self.split, self.max_samples, self.batch_size = split, max_samples, batch_size
+        self.inception_weights, self.vgg, self.vgg_weights = inception_weights, vgg, vgg_weights
+        self.classifier = dict(classifier or {})
+        self.attribute_classifier = dict(attribute_classifier or {})
+        self.classifier_seed, self.reference = classifier_seed, reference
+        self.kid_subsets, self.kid_subset_size, self.seed = kid_subsets, kid_subset_size, seed
+        self.cache = FeatureCache(cache_dir, enabled=cache)
+        self._nets: dict[str, torch.nn.Module] = {}
+        self._lpips_note: str | None = None
+
+    # ---------------------------------------------------------------- plan (cheap; raises UserError early)
+    def plan(self, model, dm) -> list[DirectionPlan]:
+        if dm is None or not hasattr(dm, "eval_dataset"):
+            raise UserError("metrics need a datamodule with eval_dataset(domain, split) (a lit-i2i datamodule)")
+        domains = tuple(getattr(dm, "domains", ("A", "B")))
+        plans = []
+        for d in self.directions if self.needs - {"cluster"} else []:
+            src, tgt = split_direction(d, domains)
+            can = getattr(model, "directions", None)
+            if can is not None and d not in tuple(can) and set(domains) == {"A", "B"}:
+                raise UserError(f"--metrics.directions: {type(model).__name__} translates {', '.join(can)}, not {d}")
+            p = DirectionPlan(d, src, tgt)
+            target = domain_name(dm, tgt)
+            if "digits" in self.needs:
+                from lit_i2i.metrics.classifier import DIGIT_NET_FOR
+
+                p.digit_net = self.classifier.get(d) or DIGIT_NET_FOR.get(target)
+                if p.digit_net is None:
+                    raise UserError(
+                        f"metrics {', '.join(m for m in self.metrics if METRICS[m] == 'digits')} need a classifier of "
+                        f"the target domain {target!r} of {d}: built-in ones exist for {', '.join(DIGIT_NET_FOR)}; "
+                        f"pass --metrics.classifier '{{\"{d}\": \"package.module:factory\"}}' for other data")
+            if "attribute" in self.needs:
+                from lit_i2i.metrics.classifier import ATTRIBUTE_NET_FOR
+
+                spec = self.attribute_classifier.get(d)
+                if spec:
+                    name, _, cls = spec.partition("@")
+                    p.attribute = (name, int(cls) if cls else ATTRIBUTE_NET_FOR.get(target, (None, 1))[1])
+                elif target in ATTRIBUTE_NET_FOR:
+                    p.attribute = ATTRIBUTE_NET_FOR[target]
+                else:
+                    raise UserError(
+                        f"attr_prob/attr_success need a binary classifier of the target domain {target!r} of {d}: "
+                        f"pass --metrics.attribute_classifier '{{\"{d}\": \"package.module:factory@CLASS\"}}' "
+                        "(CLASS: the logit index meaning 'is the target domain')")
+            if "paired" in self.needs:
+                na, nb = len(dm.eval_dataset(src, self.split)), len(dm.eval_dataset(tgt, self.split))
+                if na != nb:
+                    raise UserError(f"{', '.join(m for m in self.metrics if m in PAIRED)} need paired (aligned) data; "
+                                    f"{src} has {na} {self.split} images and {tgt} has {nb}")
+            plans.append(p)
+        if "inception" in self.needs:
+            from lit_i2i.metrics.weights import inception_spec, resolve_weights
+
+            resolve_weights(inception_spec(), self.inception_weights)
+        if "vgg" in self.needs:
+            from lit_i2i.metrics.weights import resolve_weights, torchvision_spec
+
+            resolve_weights(torchvision_spec(self.vgg), self.vgg_weights)
+        if "cluster" in self.needs and not callable(getattr(model, "cluster", None)):
+            raise UserError(f"cluster_acc/nmi/ari need the model to assign clusters: {type(model).__name__} has no "
+                            "cluster(x) method")
+        return plans
+
+    # ---------------------------------------------------------------- extractors (built once, frozen)
+    def _net(self, key: str, device: torch.device) -> torch.nn.Module:
+        if key not in self._nets:
+            from lit_i2i.metrics import extractors as E
+
+            if key == "inception":
+                net = E.InceptionExtractor(self.inception_weights)
+            elif key == "vgg":
+                net = E.VGGExtractor(self.vgg, self.vgg_weights)
+            elif ":" in key:
+                net = ModuleExtractor(_import_factory(key)(), key)
+            else:
+                net = E.DigitExtractor(key, self.classifier_seed)
+            self._nets[key] = net
+        net = self._nets[key]
+        if next(iter(net.parameters()), torch.empty(0)).device != device:
+            net.to(device)
+        return net
+
+    def _lpips(self, device: torch.device):
+        if "lpips" not in self._nets:
+            from lit_i2i.metrics.weights import resolve_weights, torchvision_spec
+
+            try:
+                resolve_weights(torchvision_spec("alexnet"))  # into the hub cache, where torchvision looks
+                from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+                self._nets["lpips"] = LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True).eval()
+            except Exception as e:  # noqa: BLE001 - LPIPS is optional: skip with a note, never crash the run
+                self._lpips_note = f"lpips skipped: {e}"
+                self._nets["lpips"] = None
+        m = self._nets["lpips"]
+        return m.to(device) if m is not None else None
+
+    # ---------------------------------------------------------------- running
+    def _n(self, ds) -> int:
+        return len(ds) if self.max_samples is None else min(len(ds), self.max_samples)
+
+    def _loader(self, ds, idx: range) -> DataLoader:
+        return DataLoader(Subset(ds, list(idx)), batch_size=self.batch_size, shuffle=False, num_workers=0)
+
+    def _feature_nets(self, p: DirectionPlan) -> list[str]:
+        nets = []
+        if "inception" in self.needs:
+            nets.append("inception")
+        if "digits" in self.needs:
+            nets.append(p.digit_net)
+        return nets
+
+    @torch.no_grad()
+    def run(self, model, dm, device: torch.device | str | None = None) -> tuple[dict[str, float], list[str]]:
+        """(results ``{metric_direction: value}``, notes) for every metric and direction."""
+        plans = self.plan(model, dm)
+        device = torch.device(device if device is not None else model_device(model))
+        was_training = getattr(model, "training", False)
+        model.eval()
+        results, notes = {}, []
+        try:
+            for p in plans:
+                r, n = self._direction(model, dm, p, device)
+                results.update(r)
+                notes += n
+            if "cluster" in self.needs:
+                results.update(self._clustering(model, dm, device))
+        finally:
+            model.train(was_training)
+        if self._lpips_note and "lpips" in self.metrics:
+            notes.append(self._lpips_note)
+        return results, list(dict.fromkeys(notes))
+
+    def _translate(self, model, x, p: DirectionPlan, ref):
+        y = model.translate(x, p.direction, reference=ref) if ref is not None else model.translate(x, p.direction)
+        if y.shape[0] != x.shape[0] or y.ndim != 4:
+            raise RuntimeError(f"{type(model).__name__}.translate returned shape {tuple(y.shape)} for input "
+                               f"{tuple(x.shape)}")
+        return y.float().clamp(-1, 1)
+
+    def _block(self, n: int, what: str) -> range:
+        rank, world = dist_info()
+        if n < world:
+            raise UserError(f"{what}: {n} evaluation images cannot be shared by {world} processes")
+        return shard(n, rank, world)
+
+    def _direction(self, model, dm, p: DirectionPlan, device) -> tuple[dict[str, float], list[str]]:
+        from lit_i2i.metrics.extractors import to_unit, vgg_content_and_grams
+
+        src_ds, tgt_ds = dm.eval_dataset(p.src, self.split), dm.eval_dataset(p.tgt, self.split)
+        n_src, n_tgt = self._n(src_ds), self._n(tgt_ds)
+        if n_src < 2 or n_tgt < 2:
+            raise UserError(f"metrics of {p.direction} need at least 2 {self.split} images per domain; "
+                            f"{p.src} has {n_src}, {p.tgt} has {n_tgt}")
+        feature_nets = self._feature_nets(p)
+        lpips = self._lpips(device) if "lpips" in self.metrics else None
+        block = self._block(n_src, p.direction)
+        fake, pos = _Outputs(), 0
+        for batch in self._loader(src_ds, block):
+            x = batch["image"].to(device)
+            idx, pos = block[pos:pos + len(x)], pos + len(x)
+            reals = None
+            if self.reference or "paired" in self.needs:  # target item i goes with source item i
+                reals = torch.stack([tgt_ds[i % len(tgt_ds)]["image"] for i in idx]).to(device)
+            y = self._translate(model, x, p, reals if self.reference else None)
+            out = {"label": torch.as_tensor(batch["label"]).long()}
+            for key in feature_nets:
+                out.update({f"{key}/{k}": v.float() for k, v in self._net(key, device)(y).items()})
+            if p.attribute is not None:
+                out["attribute/logits"] = self._net(p.attribute[0], device)(y)["logits"].float()
+            if "vgg" in self.needs:
+                vgg = self._net("vgg", device)
+                fy, grams = vgg_content_and_grams(vgg, y)
+                if "content" in self.metrics:
+                    out["content"] = scores.content_distance(vgg_content_and_grams(vgg, x)[0], fy)
+                if "style" in self.metrics:
+                    out.update({f"sum_gram/{k}": g.sum(0) for k, g in grams.items()})
+            if "paired" in self.needs:
+                f01, r01 = to_unit(y), to_unit(reals)
+                out["psnr"], out["ssim"] = scores.psnr(f01, r01), scores.ssim(f01, r01)
+                if lpips is not None:
+                    out["lpips"] = lpips.net(f01, r01, normalize=True).reshape(-1)
+            fake.add(out)
+        fake_all = fake.gather(device)
+        reals = {key: self._reals(dm, tgt_ds, p, key, n_tgt, device)
+                 for key in feature_nets + (["vgg"] if "style" in self.metrics else [])}
+        return self._scores(p, fake_all, reals)
+
+    def _reals(self, dm, tgt_ds, p: DirectionPlan, key: str, n: int, device) -> dict[str, torch.Tensor]:
+        """Real-target outputs of extractor ``key``: from the cache, else computed (sharded) and cached."""
+        from lit_i2i.metrics.extractors import vgg_content_and_grams
+
+        net = self._net(key, device)
+        fields = {"dataset": getattr(dm, "name", type(dm).__name__), "split": self.split, "domain": p.tgt,
+                  "extractor": net.name + ("-grams" if key == "vgg" else ""),
+                  "resolution": "x".join(map(str, tgt_ds[0]["image"].shape[-2:])), "n": n,
+                  "fingerprint": fingerprint(tgt_ds, n)}
+        cached = self.cache.get(fields)
+        if all_true(cached is not None, device):
+            return cached
+        out = _Outputs()
+        for batch in self._loader(tgt_ds, self._block(n, p.direction)):
+            x = batch["image"].to(device)
+            d = {"label": torch.as_tensor(batch["label"]).long()}
+            if key == "vgg":
+                d.update({f"sum_gram/{k}": g.sum(0) for k, g in vgg_content_and_grams(net, x)[1].items()})
+            else:
+                d["features"] = net(x)["features"].float()
+            out.add(d)
+        data = out.gather(device)
+        if dist_info()[0] == 0:
+            self.cache.put(fields, data)
+        return data
+
+    def _scores(self, p: DirectionPlan, fake: dict, reals: dict) -> tuple[dict[str, float], list[str]]:
+        d, res, notes = p.direction, {}, []
+        for key, suffix in (("inception", ""), (p.digit_net, "_digits")):
+            if key not in reals:
+                continue
+            rf, ff = reals[key]["features"], fake.get(f"{key}/features")
+            if ff is None:
+                notes.append(f"{key} has no features(): fid{suffix}/kid{suffix} of {d} skipped")
+                continue
+            if f"fid{suffix}" in self.metrics:
+                res[f"fid{suffix}_{d}"] = scores.fid(rf, ff)
+            if f"kid{suffix}" in self.metrics:
+                m, s, size = scores.kid(rf, ff, self.kid_subsets, self.kid_subset_size, self.seed)
+                res[f"kid{suffix}_{d}"], res[f"kid{suffix}_std_{d}"], res[f"kid{suffix}_subset_{d}"] = m, s, size
+                if size < self.kid_subset_size:
+                    notes.append(f"kid{suffix}_{d}: subset size {size} (only {len(rf)} real / {len(ff)} fake images)")
+            if f"mfid{suffix}" in self.metrics:
+                v, k = scores.class_wise_fid(rf, reals[key]["label"], ff, fake["label"])
+                if k:
+                    res[f"mfid{suffix}_{d}"], res[f"mfid{suffix}_classes_{d}"] = v, k
+                else:
+                    notes.append(f"mfid{suffix}_{d} skipped: no class with >= 2 labelled real and fake images")
+        if "acc" in self.metrics:
+            acc, n = scores.translation_accuracy(fake[f"{p.digit_net}/logits"], fake["label"])
+            if n:
+                res[f"acc_{d}"] = acc
+            else:
+                notes.append(f"acc_{d} skipped: the {p.src} images have no labels")
+        if p.attribute is not None:
+            prob, success = scores.attribute_scores(fake["attribute/logits"], p.attribute[1])
+            if "attr_prob" in self.metrics:
+                res[f"attr_prob_{d}"] = prob
+            if "attr_success" in self.metrics:
+                res[f"attr_success_{d}"] = success
+        if "content" in self.metrics:
+            res[f"content_{d}"] = float(fake["content"].mean())
+        if "style" in self.metrics:
+            nf, nr = len(fake["label"]), len(reals["vgg"]["label"])
+            mean_f = {k.split("/", 1)[1]: v / nf for k, v in fake.items() if k.startswith("sum_gram/")}
+            mean_r = {k.split("/", 1)[1]: v / nr for k, v in reals["vgg"].items() if k.startswith("sum_gram/")}
+            res[f"style_{d}"] = scores.style_distance(mean_f, mean_r)
+        for m in PAIRED:
+            if m in self.metrics and m in fake:
+                res[f"{m}_{d}"] = float(fake[m].double().mean())
+        return res, notes
+
+    def _clustering(self, model, dm, device) -> dict[str, float]:
+        out = _Outputs()
+        for k, dom in enumerate(getattr(dm, "domains", ("A", "B"))):
+            ds = dm.eval_dataset(dom, self.split)
+            for batch in self._loader(ds, self._block(self._n(ds), "cluster metrics")):
+                label = torch.as_tensor(batch["label"]).long()
+                out.add({"pred": torch.as_tensor(model.cluster(batch["image"].to(device))).long().reshape(-1),
+                         "true": torch.where(label >= 0, label, torch.full_like(label, k))})
+        g = out.gather(device)
+        fns = {"cluster_acc": scores.cluster_accuracy, "nmi": scores.nmi, "ari": scores.ari}
+        return {m: fns[m](g["pred"], g["true"]) for m in fns if m in self.metrics}
+
+
+# ------------------------------------------------------------------------------------- entry point
+def format_table(results: dict[str, float], directions: list[str]) -> str:
+    """Rows: metric names; columns: directions (plus one for direction-free metrics)."""
+    rows: dict[str, dict[str, float]] = {}
+    for k, v in results.items():
+        for d in directions:
+            if k.endswith(f"_{d}"):
+                rows.setdefault(k[: -len(d) - 1], {})[d] = v
+                break
+        else:
+            rows.setdefault(k, {})["-"] = v
+    cols = [d for d in directions if any(d in r for r in rows.values())] + (
+        ["-"] if any("-" in r for r in rows.values()) else [])
+    width = max([len(r) for r in rows] + [6])
+
+    def fmt(v):
+        return "" if v is None else (f"{v:.0f}" if float(v).is_integer() and abs(v) >= 10 else f"{v:.4f}")
+
+    lines = [f"{'metric':<{width}}  " + "  ".join(f"{c:>10}" for c in cols)]
+    lines += [f"{r:<{width}}  " + "  ".join(f"{fmt(vals.get(c)):>10}" for c in cols) for r, vals in rows.items()]
+    return "\n".join(lines)
+
+
+def evaluate_model(model, datamodule, metrics: list[str], directions: list[str] | None = None, split: str = "test",
+                   max_samples: int | None = None, out_json: str | None = None, inception_weights: str | None = None,
+                   cache_dir: str | None = None, logger=None, **options) -> dict[str, float]:
+    """Evaluate ``model`` on ``datamodule``: print a table, write ``out_json``, log a ``wandb.Table``.
+
+    ``options`` go to :class:`Evaluator` (batch_size, vgg, vgg_weights, classifier, attribute_classifier,
+    classifier_seed, reference, kid_subsets, kid_subset_size, cache, seed). Returns ``{metric_direction: value}``.
+    """
+    directions = list(directions or getattr(model, "directions", ["AtoB"]))
+    ev = Evaluator(metrics, directions, split, max_samples, inception_weights=inception_weights,
+                   cache_dir=cache_dir, **options)
+    results, notes = ev.run(model, datamodule)
+    rank, _ = dist_info()
+    if rank != 0:
+        return results
+    method = getattr(model, "method_name", type(model).__name__)
+    dataset = getattr(datamodule, "name", type(datamodule).__name__)
+    print(f"\nevaluation of {method} on {dataset} ({split}, max_samples={max_samples}):")
+    print(format_table(results, directions))
+    for n in notes:
+        print(f"note: {n}")
+    payload = {"method": method, "dataset": dataset, "split": split, "max_samples": max_samples,
+               "directions": directions, "metrics": {k: (None if math.isnan(v) else v) for k, v in results.items()},
+               "notes": notes}
+    if out_json:
+        path = Path(out_json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {path}")
+    if logger is not None:
+        log_results(logger, results, split)
+    return results
+
+
+def log_results(logger, results: dict[str, float], split: str) -> None:
+    """Scalars ``<split>/<name>`` through the logger, and a ``wandb.Table`` where the logger is W&B's
+    (a Lightning ``WandbLogger`` or anything with its ``log_table`` and ``experiment.log``)."""
+    logger.log_metrics({f"{split}/{k}": v for k, v in results.items()})
+    if hasattr(logger, "log_table") and hasattr(getattr(logger, "experiment", None), "log"):
+        import wandb
+
+        table = wandb.Table(columns=["metric", "value"], data=[[k, float(v)] for k, v in results.items()])
+        logger.experiment.log({f"{split}/metrics_table": table})
