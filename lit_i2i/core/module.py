@@ -91,6 +91,7 @@ class TranslationModule(pl.LightningModule):
         if clip is not None:
             self.clip_gradients(opt, gradient_clip_val=clip, gradient_clip_algorithm="norm")
         opt.step()
+        opt.zero_grad(set_to_none=True)  # free the gradients now: the next network's step does not need them
         self.untoggle_optimizer(opt)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
