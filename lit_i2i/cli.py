@@ -158,6 +158,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lit-i2i: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a UserError wrapped by jsonargparse/Lightning (e.g. raised in a datamodule's __init__)
+        cause = _user_error_in_chain(e)
+        if cause is None:
+            raise
+        print(f"lit-i2i: error: {cause}", file=sys.stderr)
+        return 2
+
+
+def _user_error_in_chain(e: BaseException) -> UserError | None:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, UserError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 if __name__ == "__main__":

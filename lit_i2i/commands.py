@@ -73,6 +73,8 @@ def translate(argv: list[str]) -> int:
     ap.add_argument("--overwrite", action="store_true", help="replace existing files in --output")
     a = ap.parse_args(argv)
 
+    if not Path(a.ckpt).is_file():
+        raise UserError(f"--ckpt: no such checkpoint file: {a.ckpt}")
     src = Path(a.input)
     if src.is_file():
         if src.suffix.lower() not in IMG_EXTENSIONS:
