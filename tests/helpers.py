@@ -34,3 +34,26 @@ def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def changed(before: dict, after: dict, prefix: str) -> list[bool]:
     return [not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix) and before[k].is_floating_point()
             and "running" not in k]
+
+
+def recording(cls):
+    """``cls`` that snapshots its parameters at the start and after every optimizer ``step``."""
+    class Recording(cls):
+        def on_train_start(self):
+            self.snaps = [("start", params(self))]
+
+        def step(self, name, loss, clip=None):
+            super().step(name, loss, clip)
+            self.snaps.append((name, params(self)))
+    Recording.__name__ = f"Recording{cls.__name__}"
+    return Recording
+
+
+def cli_fit(tmp_path, config, *args):
+    """``lit-i2i fit --config CONFIG ARGS`` into ``tmp_path/run``; returns (last.ckpt path, its state)."""
+    from lit_i2i.cli import main
+
+    root = tmp_path / "run"
+    assert main(["fit", "--config", config, "--trainer.default_root_dir", str(root), *args]) == 0
+    ckpt = root / "checkpoints" / "last.ckpt"
+    return ckpt, torch.load(ckpt, weights_only=True)

@@ -11,7 +11,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import nn
 
 from datamodules.oneshot import OneShot
-from helpers import params, trainer
+from helpers import cli_fit, params, trainer
 from lit_i2i.errors import UserError
 from lit_i2i.methods.ost import OST
 
@@ -299,17 +299,8 @@ TINY_CLI = ["--model.init_args.ngf", "8", "--model.init_args.ndf", "8", "--model
             "--data.init_args.batch_size", "4"]
 
 
-@pytest.fixture
-def cli_env(monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.chdir(ROOT)
-
-
 def _cli_fit(tmp_path, config, *extra):
-    root = tmp_path / "run"
-    assert main(["fit", "--config", config, "--trainer.default_root_dir", str(root), *TINY_CLI, *extra]) == 0
-    ckpt = root / "checkpoints" / "last.ckpt"
-    state = torch.load(ckpt, weights_only=True)
+    ckpt, state = cli_fit(tmp_path, config, *TINY_CLI, *extra)
     assert state["global_step"] == 20  # 10 iterations x (D step + G step)
     assert int(state["state_dict"]["iteration"]) == 10 and bool(state["state_dict"]["phase2_started"])
     from lit_i2i.commands import load_run

@@ -3,20 +3,11 @@
 import pytorch_lightning as pl
 import torch
 
-from helpers import TINY_CYCLEGAN, TINY_PIX2PIX, changed, params, tiny_data, trainer
+from helpers import TINY_CYCLEGAN, TINY_PIX2PIX, changed, params, recording, tiny_data, trainer
 from lit_i2i.methods.cyclegan import CycleGAN
 from lit_i2i.methods.pix2pix import Pix2Pix
 
 
-def _recording(cls):
-    class Recording(cls):
-        def on_train_start(self):
-            self.snaps = [("start", params(self))]
-
-        def step(self, name, loss, clip=None):
-            super().step(name, loss, clip)
-            self.snaps.append((name, params(self)))
-    return Recording
 
 
 def _check_steps(model, g_prefixes, d_prefixes):
@@ -31,14 +22,14 @@ def _check_steps(model, g_prefixes, d_prefixes):
 
 def test_cyclegan_g_step_then_d_step_touch_only_their_nets(tmp_path):
     pl.seed_everything(0)
-    model = _recording(CycleGAN)(**TINY_CYCLEGAN)
+    model = recording(CycleGAN)(**TINY_CYCLEGAN)
     trainer(tmp_path, max_steps=4).fit(model, tiny_data())
     assert _check_steps(model, ["netG_A", "netG_B"], ["netD_A", "netD_B"]) == ["start", "G", "D", "G", "D"]
 
 
 def test_pix2pix_d_step_then_g_step_touch_only_their_nets(tmp_path):
     pl.seed_everything(0)
-    model = _recording(Pix2Pix)(**TINY_PIX2PIX)
+    model = recording(Pix2Pix)(**TINY_PIX2PIX)
     trainer(tmp_path, max_steps=4).fit(model, tiny_data(paired=True))
     assert _check_steps(model, ["netG"], ["netD"]) == ["start", "D", "G", "D", "G"]
 

@@ -7,7 +7,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from helpers import changed, params, tiny_data, trainer
+from helpers import changed, cli_fit, recording, tiny_data, trainer
 from lit_i2i.methods.unit import UNIT, kl_loss
 from lit_i2i.nets.vae import Decoder, Encoder, VAESpec, shared_latent_vaes, unique_parameters
 
@@ -135,14 +135,7 @@ def test_forward_wiring_and_noise():
 
 
 def test_d_step_then_g_step_touch_only_their_nets(tmp_path):
-    class Recording(UNIT):
-        def on_train_start(self):
-            self.snaps = [("start", params(self))]
-
-        def step(self, name, loss, clip=None):
-            super().step(name, loss, clip)
-            self.snaps.append((name, params(self)))
-
+    Recording = recording(UNIT)
     pl.seed_everything(0)
     m = Recording(**TINY_UNIT)
     trainer(tmp_path, max_steps=4).fit(m, tiny_data())
@@ -187,26 +180,13 @@ def test_unit_in_arch_has_norms_in_the_front_convs():
 
 
 # --------------------------------------------------------------------------------------- CLI
-from lit_i2i.cli import main  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 TINY_CLI = ["--model.init_args.ngf", "8", "--model.init_args.ndf", "8", "--model.init_args.n_res_unshared", "1",
             "--trainer.enable_progress_bar", "false", "--trainer.logger", "false", "--trainer.limit_val_batches", "0",
             "--metrics.metrics", "[]", "--trainer.max_steps", "20", "--data.init_args.num_workers", "0"]
 
 
-@pytest.fixture
-def cli_env(monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.chdir(ROOT)
-
-
 def _cli_fit(tmp_path, config, *extra):
-    root = tmp_path / "run"
-    assert main(["fit", "--config", config, "--trainer.default_root_dir", str(root), *TINY_CLI, *extra]) == 0
-    ckpt = root / "checkpoints" / "last.ckpt"
-    state = torch.load(ckpt, weights_only=True)
+    ckpt, state = cli_fit(tmp_path, config, *TINY_CLI, *extra)
     assert state["global_step"] == 20  # 10 iterations x (D step + G step)
     assert state["lit_i2i_config"]["model"]["class_path"] == "lit_i2i.methods.unit.UNIT"
     from lit_i2i.commands import load_run

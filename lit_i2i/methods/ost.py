@@ -85,7 +85,7 @@ from lit_i2i.core.losses import GANLoss, recon_loss
 from lit_i2i.core.module import TranslationModule
 from lit_i2i.core.pool import ImagePool
 from lit_i2i.errors import UserError
-from lit_i2i.methods.unit import kl_loss
+from lit_i2i.methods.unit import SharedLatentTranslation, kl_loss
 from lit_i2i.nets.init import init_weights
 from lit_i2i.nets.registry import define_D
 from lit_i2i.nets.vae import DCGANDiscriminator, VAESpec, copy_matching, shared_latent_vaes, unique_parameters
@@ -94,7 +94,7 @@ CYCLES = ("one_way", "two_way", "none")
 BOOKKEEPING = ("iteration", "phase2_started")
 
 
-class OST(TranslationModule):
+class OST(SharedLatentTranslation, TranslationModule):
     method_name = "ost"
     directions = ("AtoB", "BtoA")
 
@@ -287,16 +287,6 @@ class OST(TranslationModule):
         self.generator_step(loss_x, loss_b)
         self.log_losses({"G": loss_x + loss_b, "D": loss_D, "G_x": loss_x, "G_B": loss_b, **gb, **gx})
         self.log("train/phase", 2.0, on_step=True, on_epoch=False)
-
-    # ------------------------------------------------------------------ the one door
-    @torch.no_grad()
-    def translate(self, x: torch.Tensor, direction: str = "AtoB", reference: torch.Tensor | None = None) -> torch.Tensor:
-        """A->B: G_B(mu_A(x)); B->A: G_A(mu_B(x)); no noise."""
-        if direction == "AtoB":
-            return self.dec_B(self.enc_A(x))
-        if direction == "BtoA":
-            return self.dec_A(self.enc_B(x))
-        raise ValueError(f"OST translates {self.directions}, not {direction!r}")
 
     @torch.no_grad()
     def visuals(self, batch):

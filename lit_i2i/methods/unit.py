@@ -77,7 +77,22 @@ def kl_loss(mu: torch.Tensor) -> torch.Tensor:
     return mu.float().pow(2).mean()
 
 
-class UNIT(TranslationModule):
+class SharedLatentTranslation:
+    """The one door of the shared-latent VAE-GANs (UNIT, OST): encode to the mean code (no noise) and
+    decode in the other domain. A->B: dec_B(mu_A(x)); B->A: dec_A(mu_B(x))."""
+
+    directions = ("AtoB", "BtoA")
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str = "AtoB", reference: torch.Tensor | None = None) -> torch.Tensor:
+        if direction == "AtoB":
+            return self.dec_B(self.enc_A(x))
+        if direction == "BtoA":
+            return self.dec_A(self.enc_B(x))
+        raise ValueError(f"{type(self).__name__} translates {self.directions}, not {direction!r}")
+
+
+class UNIT(SharedLatentTranslation, TranslationModule):
     method_name = "unit"
     directions = ("AtoB", "BtoA")
 
@@ -181,16 +196,6 @@ class UNIT(TranslationModule):
         loss_G = sum(g.values())
         self.step("G", loss_G)
         self.log_losses({"G": loss_G, "D": loss_D, **d, **g})
-
-    # ------------------------------------------------------------------ the one door
-    @torch.no_grad()
-    def translate(self, x: torch.Tensor, direction: str = "AtoB", reference: torch.Tensor | None = None) -> torch.Tensor:
-        """A->B: dec_B(mu_A(x)); B->A: dec_A(mu_B(x)); no noise."""
-        if direction == "AtoB":
-            return self.dec_B(self.enc_A(x))
-        if direction == "BtoA":
-            return self.dec_A(self.enc_B(x))
-        raise ValueError(f"UNIT translates {self.directions}, not {direction!r}")
 
     @torch.no_grad()
     def visuals(self, batch):
