@@ -120,7 +120,12 @@ def run_lightning_cli(argv: list[str] | None):
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import warnings
+
     LitI2ICLI, SaveCB, TranslationModule, TranslationDataModule, _ = _build_cli_class()
+    # main(argv) called from a script (benchmarks, tests) passes its own args while sys.argv holds the
+    # script's: Lightning warns about that, but the args given are the ones meant.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     return LitI2ICLI(TranslationModule, TranslationDataModule, subclass_mode_model=True, subclass_mode_data=True,
                      save_config_callback=SaveCB, save_config_kwargs={"overwrite": True}, args=argv,
                      auto_configure_optimizers=False,
