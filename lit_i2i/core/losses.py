@@ -12,6 +12,9 @@
 maps (multi-scale discriminators): the losses of the scales are summed. Everything is computed in
 float32 so that mixed precision (``16-mixed``/``bf16-mixed``) never evaluates a log or a square of
 half-precision logits.
+
+Also here: :func:`feature_matching_loss` (DiscoGAN's batch-mean feature matching on discriminator
+activations) and :func:`clip_weights_` (the WGAN weight clipping DualGAN applies after each critic step).
 """
 
 from __future__ import annotations
@@ -93,3 +96,29 @@ def recon_loss(x: torch.Tensor, y: torch.Tensor, kind: str = "l1") -> torch.Tens
     if kind in ("l2", "mse"):
         return F.mse_loss(x.float(), y.float())
     raise ValueError(f"reconstruction loss {kind!r} is not l1 or l2")
+
+
+def feature_matching_loss(real_feats: Sequence[torch.Tensor], fake_feats: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Batch-mean feature matching (Salimans et al. 2016; DiscoGAN's ``get_fm_loss``), in float32:
+
+    sum over layers l of mean_{c,h,w} (E_batch f_l(real) - E_batch f_l(fake))^2.
+
+    The official DiscoGAN code writes each term as ``HingeEmbeddingLoss(d, ones)``, which for the
+    target 1 is the plain mean of ``d`` (here d >= 0), i.e. this MSE between the two batch means.
+    """
+    if len(real_feats) != len(fake_feats):
+        raise ValueError(f"feature lists differ in length: {len(real_feats)} real vs {len(fake_feats)} fake")
+    return sum(F.mse_loss(f.float().mean(0), r.float().mean(0)) for r, f in zip(real_feats, fake_feats))
+
+
+@torch.no_grad()
+def clip_weights_(params: nn.Module | Sequence[torch.Tensor], value: float) -> None:
+    """WGAN weight clipping (Arjovsky et al. 2017): clamp every parameter to [-value, value], in place.
+
+    ``params``: a module (all its parameters) or a sequence of tensors. Buffers (e.g. BatchNorm
+    running statistics) are not parameters and are left alone, as in the WGAN and DualGAN code.
+    """
+    if value <= 0:
+        raise ValueError(f"clip value must be positive, got {value}")
+    for p in params.parameters() if isinstance(params, nn.Module) else params:
+        p.clamp_(-value, value)

@@ -30,10 +30,12 @@ Departures from the official code:
 Departures from the paper: identity loss on by default (the paper uses it for paintings<->photos
 only; the code enables 0.5 everywhere; set ``lambda_identity: 0`` for the paper's default).
 
-The cycle family: DiscoGAN (BCE GAN + reconstruction with its own encoder-decoder nets) and DualGAN
-(WGAN with weight clipping, RMSProp, reconstruction weights of several hundred) differ in losses,
-networks and optimizers, not in a config value; they are planned as small subclasses and are not in
-this file yet.
+The cycle family: DiscoGAN (``methods/discogan.py``: encoder-decoder nets from ``nets/discogan.py``,
+BCE GAN + feature matching + MSE reconstruction with a rate curriculum, one update per iteration) and
+DualGAN (``methods/dualgan.py``: U-Net and PatchGAN, WGAN with weight clipping, n_critic critic
+updates per generator update, RMSProp, L1 reconstruction weights of a few hundred) subclass this
+class for its directions, ``forward_cycle`` and ``visuals``; their docstrings give their loss tables
+and departures.
 """
 
 from __future__ import annotations
