@@ -66,15 +66,19 @@ class CycleGAN(TranslationModule):
         g = dict(ngf=ngf, norm=norm, use_dropout=False, init_type=init_type, init_gain=init_gain,
                  n_blocks=n_blocks, n_down=n_down)
         d = dict(ndf=ndf, n_layers=n_layers_D, norm=norm, init_type=init_type, init_gain=init_gain)
-        self.netG_A = define_G(netG, in_ch, out_ch, **g)
-        self.netG_B = define_G(netG, out_ch, in_ch, **g)
-        self.netD_A = define_D(netD, out_ch, **d)
-        self.netD_B = define_D(netD, in_ch, **d)
+        self.build_cycle_nets(netG, netD, in_ch, out_ch, g, d)
         self.gan = GANLoss(gan_mode)
         if lambda_identity > 0 and in_ch != out_ch:
             raise ValueError("lambda_identity > 0 needs in_ch == out_ch (the identity loss feeds B to G_A)")
         self.pools = {"fake_A": ImagePool(pool_size), "fake_B": ImagePool(pool_size)}
         self.setup_ema()
+
+    def build_cycle_nets(self, netG: str, netD: str, in_ch: int, out_ch: int, g: dict, d: dict) -> None:
+        """The cycle's four nets: G_A (in_ch -> out_ch), G_B (back), D_A on domain B, D_B on domain A."""
+        self.netG_A = define_G(netG, in_ch, out_ch, **g)
+        self.netG_B = define_G(netG, out_ch, in_ch, **g)
+        self.netD_A = define_D(netD, out_ch, **d)
+        self.netD_B = define_D(netD, in_ch, **d)
 
     def build_optimizers(self):
         h = self.hparams

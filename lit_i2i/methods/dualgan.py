@@ -61,7 +61,6 @@ import torch
 from lit_i2i.core import GANLoss, clip_weights_, gradient_penalty
 from lit_i2i.core.module import TranslationModule
 from lit_i2i.methods.cyclegan import CycleGAN
-from lit_i2i.nets import define_D, define_G
 
 
 class DualGAN(CycleGAN):
@@ -90,10 +89,7 @@ class DualGAN(CycleGAN):
             raise ValueError("lambda_identity > 0 needs in_ch == out_ch (the identity loss feeds B to G_A)")
         g = dict(ngf=ngf, norm=norm, use_dropout=use_dropout, init_type=init_type, init_gain=init_gain)
         d = dict(ndf=ndf, n_layers=n_layers_D, norm=norm, init_type=init_type, init_gain=init_gain)
-        self.netG_A = define_G(netG, in_ch, out_ch, **g)
-        self.netG_B = define_G(netG, out_ch, in_ch, **g)
-        self.netD_A = define_D(netD, out_ch, **d)
-        self.netD_B = define_D(netD, in_ch, **d)
+        self.build_cycle_nets(netG, netD, in_ch, out_ch, g, d)
         self.gan = GANLoss(gan_mode)
         self.register_buffer("n_iter", torch.zeros((), dtype=torch.long))  # iterations done (batches)
         self.setup_ema()
