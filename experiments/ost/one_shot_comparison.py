@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=5, help="how many choices of the single A digit")
     ap.add_argument("--phase1_iters", type=int, default=1500, help="OST Phase I iterations (once, on B only)")
     ap.add_argument("--phase2_iters", type=int, default=300, help="OST Phase II iterations per run")
-    ap.add_argument("--baseline_iters", type=int, default=600, help="UNIT-1 / CycleGAN-1 iterations per run")
+    ap.add_argument("--baseline_iters", type=int, default=400, help="UNIT-1 / CycleGAN-1 iterations per run")
     ap.add_argument("--batch_size", type=int, default=16)
     ap.add_argument("--ost_ngf", type=int, default=32, help="OST generator width (G11 layout: ~146k parameters at 32)")
     ap.add_argument("--baseline_ngf", type=int, default=8,
