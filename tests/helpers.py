@@ -49,6 +49,18 @@ def recording(cls):
     return Recording
 
 
+def check_steps(model, g_prefixes, d_prefixes) -> list[str]:
+    """The step names ``recording(cls)`` saw; asserts each step moved all of its own nets (G: the
+    ``g_prefixes``, any other step: the ``d_prefixes``) and none of the others."""
+    g_prefixes, d_prefixes = tuple(g_prefixes), tuple(d_prefixes)
+    for (_, before), (name, after) in zip(model.snaps, model.snaps[1:]):
+        moved = {p: any(changed(before, after, p)) for p in g_prefixes + d_prefixes}
+        own, other = (g_prefixes, d_prefixes) if name == "G" else (d_prefixes, g_prefixes)
+        assert all(moved[p] for p in own), (name, moved)
+        assert not any(moved[p] for p in other), (name, moved)
+    return [n for n, _ in model.snaps]
+
+
 def cli_fit(tmp_path, config, *args):
     """``lit-i2i fit --config CONFIG ARGS`` into ``tmp_path/run``; returns (last.ckpt path, its state)."""
     from lit_i2i.cli import main

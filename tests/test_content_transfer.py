@@ -21,7 +21,7 @@ from lit_i2i.errors import UserError
 from lit_i2i.methods.didd import DIDD
 from lit_i2i.methods.mbu import MBU
 from lit_i2i.methods.press import PressEtAl
-from lit_i2i.nets.content import (ConvEncoder, LatentDiscriminator, MaskDecoder, SeparateCodeBank, common_channels,
+from lit_i2i.nets.content import (LatentDiscriminator, MaskDecoder, SeparateCodeBank, common_channels,
                                   composite, decoder_channels, separate_channels)
 
 ROOT = Path(__file__).resolve().parents[1]

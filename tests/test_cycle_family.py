@@ -6,11 +6,13 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from helpers import changed, cli_fit, recording, tiny_data, trainer
+from helpers import check_steps, cli_fit, recording, tiny_data, trainer
 from lit_i2i.core import GANLoss, clip_weights_, feature_matching_loss
 from lit_i2i.methods.discogan import DiscoGAN
 from lit_i2i.methods.dualgan import DualGAN
 from lit_i2i.nets import DiscoDiscriminator, DiscoGenerator, count_params, discogan_depth
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY_DISCO = dict(image_size=32, ngf=8, ndf=8)
 TINY_DUAL = dict(netG="unet_32", ngf=8, netD="n_layers", n_layers_D=2, ndf=8, use_dropout=False)
@@ -21,14 +23,8 @@ def _images(n=4, size=32, seed=0):
     return torch.rand(n, 3, size, size, generator=g) * 2 - 1, torch.rand(n, 3, size, size, generator=g) * 2 - 1
 
 
-def _steps(model, g_prefixes=("netG_A", "netG_B"), d_prefixes=("netD_A", "netD_B")):
-    """The recorded step names; asserts each step moved all of its own nets and none of the others."""
-    for (_, before), (name, after) in zip(model.snaps, model.snaps[1:]):
-        moved = {p: any(changed(before, after, p)) for p in g_prefixes + d_prefixes}
-        own, other = (g_prefixes, d_prefixes) if name == "G" else (d_prefixes, g_prefixes)
-        assert all(moved[p] for p in own), (name, moved)
-        assert not any(moved[p] for p in other), (name, moved)
-    return [n for n, _ in model.snaps]
+def _steps(model):
+    return check_steps(model, ("netG_A", "netG_B"), ("netD_A", "netD_B"))
 
 
 # ------------------------------------------------------------------------------------------ DiscoGAN

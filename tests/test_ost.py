@@ -19,13 +19,7 @@ TINY_OST = dict(ngf=8, ndf=8)
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets run faster on one thread (OpenMP threads spin on a busy shared CPU); restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def one_shot(**kw):
