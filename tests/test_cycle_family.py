@@ -68,7 +68,7 @@ def test_discogan_loss_terms_follow_the_official_formula():
     a, b = _images()
     v = model.forward_cycle(a, b)
     for it, rate in ((0, 0.01), (9999, 0.01), (10000, 0.5)):
-        model.n_iter.fill_(it)
+        model.iteration = it
         assert model.rate() == rate
         g = model.generator_losses(v)
         pred, feats_fake = model.netD_A.forward_features(v["fake_B"])
@@ -106,7 +106,7 @@ def test_discogan_one_update_per_iteration_touches_only_its_nets(tmp_path):
     t = trainer(tmp_path, max_steps=6, log_every_n_steps=1)
     t.fit(model, tiny_data())
     assert _steps(model) == ["start", "D", "G", "G", "D", "G", "G"]
-    assert int(model.n_iter) == 6 and t.global_step == 6
+    assert model.iteration == 6 and t.global_step == 6
     for k in ("G", "D", "G_A", "fm_A", "cycle_A", "D_A"):
         assert f"train/loss_{k}" in t.callback_metrics, k
     assert t.callback_metrics["train/rate"] == pytest.approx(0.01)
@@ -160,7 +160,7 @@ def test_dualgan_n_critic_schedule_clipping_and_gradient_flow(tmp_path):
     t = trainer(tmp_path, max_steps=8, log_every_n_steps=1)
     t.fit(model, tiny_data())
     assert _steps(model) == ["start", "D", "D", "D", "G", "D", "D", "D", "G"]
-    assert int(model.n_iter) == 6
+    assert model.iteration == 6
     for name, snap in model.snaps[1:]:
         d = [v for k, v in snap.items() if k.startswith("netD_") and v.is_floating_point()]
         assert all(v.abs().max() <= 0.01 for v in d), name  # every critic weight, after every step
@@ -195,7 +195,7 @@ def test_digits_config_20_steps_then_translate(tmp_path, cli_env, method, iterat
     cls = {"discogan": "DiscoGAN", "dualgan": "DualGAN"}[method]
     assert state["lit_i2i_config"]["model"]["class_path"] == f"lit_i2i.methods.{method}.{cls}"
     # DiscoGAN: one update an iteration; DualGAN: 3 critic + 1 generator updates per 3 iterations
-    assert int(state["state_dict"]["n_iter"]) == iterations
+    assert state["iteration"] == iterations
     inp, out = tmp_path / "in", tmp_path / "out"
     inp.mkdir()
     imgs, _, _ = render("digits", indices("A", "test")[:2])

@@ -8,8 +8,12 @@ It owns what the methods share, so that a method file reads like its paper's los
     (epoch end, or every batch with ``lr_interval: step``);
   - an optional generator EMA (``ema_decay``), kept as ``AveragedModel`` copies (so they are in the
     checkpoint) and used by :meth:`translate` when enabled;
-  - checkpoint extras: image pools and the RNG states (python, numpy, torch, CUDA), so that a
-    resumed run continues exactly;
+  - ``iteration``: training batches done so far, a Python int (no device sync to read it inside
+    ``training_step``, where it is the 0-based index of the current batch); incremented after each
+    batch and saved in the checkpoint. Methods with iteration schedules (OST's phases, DiscoGAN's
+    curriculum, DualGAN's n_critic) read it; ``trainer.global_step`` counts optimizer steps instead;
+  - checkpoint extras: the iteration, image pools and the RNG states (python, numpy, torch, CUDA), so
+    that a resumed run continues exactly;
   - ``translate(x, direction, reference=None)``: the one door for evaluation, inference and grids;
   - ``visuals(batch)``: named image tensors for grids;
   - loss logging under the shared names ``train/loss_<term>``.
@@ -55,6 +59,7 @@ class TranslationModule(pl.LightningModule):
         self.pools: dict[str, ImagePool] = {}
         self.opt_names: list[str] = []
         self.ema = nn.ModuleDict()
+        self.iteration = 0  # training batches done (see the module docstring)
 
     # ------------------------------------------------------------------ setup
     def setup_ema(self) -> None:
@@ -95,6 +100,7 @@ class TranslationModule(pl.LightningModule):
         self.untoggle_optimizer(opt)
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        self.iteration += 1
         for name, avg in self.ema.items():
             avg.update_parameters(getattr(self, name))
         if self.lr_interval == "step":
@@ -145,6 +151,7 @@ class TranslationModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ exact resume
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["iteration"] = int(self.iteration)
         checkpoint["image_pools"] = {k: p.state_dict() for k, p in self.pools.items()}
         name, keys, pos, has_gauss, cached = np.random.get_state()
         checkpoint["rng_states"] = {  # tensors and plain numbers only: loadable with weights_only=True
@@ -154,6 +161,7 @@ class TranslationModule(pl.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.iteration = int(checkpoint.get("iteration", 0))
         for k, state in checkpoint.get("image_pools", {}).items():
             if k in self.pools:
                 self.pools[k].load_state_dict(state, device=self.device)

@@ -30,8 +30,8 @@ The feature-matching term is :func:`lit_i2i.core.feature_matching_loss` (the off
 Order, as the official loop: one forward per iteration, then exactly one update: the discriminators
 when ``iteration % update_interval == 0`` (iteration 0 included), else the generators; the default
 ``update_interval: 3`` gives D, G, G, D, G, G, ... (``update_interval: null``: a G step then a D step
-every iteration, the CycleGAN order). The iteration counter is a buffer (``n_iter``), so the
-curriculum and the schedule continue exactly on resume. Adam(2e-4, 0.5, 0.999), weight decay 1e-5
+every iteration, the CycleGAN order). The iteration counter is the base class's ``iteration``
+(checkpointed), so the curriculum and the schedule continue exactly on resume. Adam(2e-4, 0.5, 0.999), weight decay 1e-5
 for both; constant learning rate. No image pool.
 
 Departures from the official code:
@@ -92,7 +92,6 @@ class DiscoGAN(CycleGAN):
         self.netD_A = init_weights(DiscoDiscriminator(out_ch, ndf, depth, norm), init_type, init_gain)
         self.netD_B = init_weights(DiscoDiscriminator(in_ch, ndf, depth, norm), init_type, init_gain)
         self.gan = GANLoss(gan_mode)
-        self.register_buffer("n_iter", torch.zeros((), dtype=torch.long))  # iterations done (batches)
         self.setup_ema()
 
     def build_optimizers(self):
@@ -106,7 +105,7 @@ class DiscoGAN(CycleGAN):
     def rate(self, iteration: int | None = None) -> float:
         """The reconstruction weight at ``iteration`` (default: now); the GAN terms get 1 - rate."""
         h = self.hparams
-        it = int(self.n_iter) if iteration is None else iteration
+        it = self.iteration if iteration is None else iteration
         return h.starting_rate if it < h.gan_curriculum else h.default_rate
 
     def updates(self, iteration: int | None = None) -> tuple[str, ...]:
@@ -114,7 +113,7 @@ class DiscoGAN(CycleGAN):
         k = self.hparams.update_interval
         if k is None:
             return ("G", "D")
-        it = int(self.n_iter) if iteration is None else iteration
+        it = self.iteration if iteration is None else iteration
         return ("D",) if it % k == 0 else ("G",)
 
     def generator_losses(self, v: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -150,6 +149,5 @@ class DiscoGAN(CycleGAN):
             loss_D = loss_D_A + loss_D_B
             self.step("D", loss_D)
             logs.update(D=loss_D, D_A=loss_D_A, D_B=loss_D_B)
-        self.n_iter += 1
         self.log_losses(logs)
         self.log("train/rate", rate, on_step=True, on_epoch=False)

@@ -25,7 +25,7 @@ parameters of D_A and D_B are clipped to [−clip_value, clip_value] = [−0.01,
 Order (the paper's Algorithm 1, WGAN's loop): ``n_critic`` = 3 critic updates (D_A and D_B together,
 each followed by the clipping), then one generator update (G_A and G_B together): iteration i updates
 D, and then G when i % n_critic == n_critic − 1 (D, D, D+G, D, D, D+G, ...). The iteration counter is
-a buffer (``n_iter``), so the schedule continues exactly on resume. RMSProp(lr 5e-5, decay 0.9) for
+the base class's ``iteration`` (checkpointed), so the schedule continues exactly on resume. RMSProp(lr 5e-5, decay 0.9) for
 both, as the official code (the paper picks RMSProp over Adam for stability, as WGAN does);
 constant learning rate. No image pool, no identity loss.
 
@@ -91,7 +91,6 @@ class DualGAN(CycleGAN):
         d = dict(ndf=ndf, n_layers=n_layers_D, norm=norm, init_type=init_type, init_gain=init_gain)
         self.build_cycle_nets(netG, netD, in_ch, out_ch, g, d)
         self.gan = GANLoss(gan_mode)
-        self.register_buffer("n_iter", torch.zeros((), dtype=torch.long))  # iterations done (batches)
         self.setup_ema()
 
     def build_optimizers(self):
@@ -110,7 +109,7 @@ class DualGAN(CycleGAN):
     def updates(self, iteration: int | None = None) -> tuple[str, ...]:
         """The optimizer steps of ``iteration`` (default: now), in order."""
         k = self.hparams.n_critic
-        it = int(self.n_iter) if iteration is None else iteration
+        it = self.iteration if iteration is None else iteration
         return ("D", "G") if it % k == k - 1 else ("D",)
 
     def discriminator_loss(self, netD, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -134,5 +133,4 @@ class DualGAN(CycleGAN):
             loss_G = sum(g.values())
             self.step("G", loss_G)
             logs.update(G=loss_G, **g)
-        self.n_iter += 1
         self.log_losses(logs)
