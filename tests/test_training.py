@@ -81,3 +81,20 @@ def test_bf16_mixed_precision_step(tmp_path):
     t = trainer(tmp_path, max_steps=2, precision="bf16-mixed")
     t.fit(model, tiny_data())
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_checkpoint_saved_at_a_batch_end_holds_that_batch_bookkeeping(tmp_path):
+    """Step-based checkpoints are saved in callbacks' on_train_batch_end, before the module's own hook:
+    the iteration count, the EMA update and the per-batch LR step of that batch must already be in it."""
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    pl.seed_everything(0)
+    model = CycleGAN(**{**TINY_CYCLEGAN, "ema_decay": 0.5, "lr_interval": "step"})
+    cb = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1, filename="{step}")
+    trainer(tmp_path, max_steps=8, enable_checkpointing=True, callbacks=[cb]).fit(model, tiny_data())
+    state = torch.load(tmp_path / "ckpt" / "step=8.ckpt", weights_only=True)  # saved at the end of batch 4
+    assert state["iteration"] == model.iteration == 4
+    assert state["lr_schedulers"][0]["last_epoch"] == 4
+    final = model.state_dict()
+    ema = [k for k in final if k.startswith("ema.")]
+    assert ema and all(torch.equal(state["state_dict"][k], final[k]) for k in ema)

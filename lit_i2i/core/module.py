@@ -8,9 +8,11 @@ It owns what the methods share, so that a method file reads like its paper's los
     (epoch end, or every batch with ``lr_interval: step``);
   - an optional generator EMA (``ema_decay``), kept as ``AveragedModel`` copies (so they are in the
     checkpoint) and used by :meth:`translate` when enabled;
+  - per-batch bookkeeping in :meth:`end_of_batch` (iteration count, EMA, per-batch LR), run by the
+    :class:`BatchBookkeeping` callback so that a checkpoint saved at a batch end includes it;
   - ``iteration``: training batches done so far, a Python int (no device sync to read it inside
     ``training_step``, where it is the 0-based index of the current batch); incremented after each
-    batch and saved in the checkpoint. Methods with iteration schedules (OST's phases, DiscoGAN's
+    batch (:meth:`end_of_batch`) and saved in the checkpoint. Methods with iteration schedules (OST's phases, DiscoGAN's
     curriculum, DualGAN's n_critic) read it; ``trainer.global_step`` counts optimizer steps instead;
   - checkpoint extras: the iteration, image pools and the RNG states (python, numpy, torch, CUDA), so
     that a resumed run continues exactly;
@@ -36,6 +38,17 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lit_i2i.core.pool import ImagePool
 from lit_i2i.core.schedules import build_scheduler
+
+
+class BatchBookkeeping(pl.Callback):
+    """Calls ``pl_module.end_of_batch()`` after each training batch. A LightningModule's own
+    ``on_train_batch_end`` runs *after* every callback's, so a step-based ``ModelCheckpoint`` would
+    save the batch before its bookkeeping (iteration count, EMA update, per-batch LR step) and a
+    resumed run would lose it; Lightning runs checkpoint callbacks after all others, so this one
+    (returned by ``TranslationModule.configure_callbacks``) runs before any save."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        pl_module.end_of_batch()
 
 
 class TranslationModule(pl.LightningModule):
@@ -99,7 +112,12 @@ class TranslationModule(pl.LightningModule):
         opt.zero_grad(set_to_none=True)  # free the gradients now: the next network's step does not need them
         self.untoggle_optimizer(opt)
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+    def configure_callbacks(self):
+        return [BatchBookkeeping()]
+
+    def end_of_batch(self) -> None:
+        """After every training batch (through :class:`BatchBookkeeping`, before any checkpoint of that
+        batch is saved): count the iteration, update the EMA, step per-batch LR schedulers."""
         self.iteration += 1
         for name, avg in self.ema.items():
             avg.update_parameters(getattr(self, name))
