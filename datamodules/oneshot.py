@@ -9,7 +9,7 @@ B half: no digit of A's half appears in B).
 
 Every training item re-augments the A image(s) afresh (random zoom-crop, rotation, flip, colour
 jitter; each can be switched off, and ``augment: false`` switches them all off, OST's ablation);
-B gets the usual preprocessing. An epoch has as many items as B. Batches are the unpaired dict
+B gets the usual preprocessing (and ``b_rotation``). An epoch has as many items as B. Batches are the unpaired dict
 ``{"A", "B", "A_path", "B_path", "A_label", "B_label"}``.
 
 Evaluation: ``eval_source("A", "test")`` is the held-out test set of A's domain when there is one
@@ -49,6 +49,7 @@ class OneShot(FileDataModule):
         a_rotation: random rotation of A, in degrees; 0: off.
         a_flip: random horizontal flip of A.
         a_color_jitter: brightness/contrast/saturation jitter of A; 0: off.
+        b_rotation: random rotation of B, in degrees (OST's image code rotates both domains by +-7); 0: off.
         preprocess, load_size, crop_size, flip (of B), channels, stride, center_crop, skip_bad_files, batch_size,
         eval_batch_size, num_workers, pin_memory, persistent_workers: as in ``folders.UnpairedFolders``.
     """
@@ -58,7 +59,7 @@ class OneShot(FileDataModule):
                  b_root: str | None = None, b_test_root: str | None = None, b_builtin: str | None = "colored-digits",
                  seed: int = 0, augment: bool = True, a_scale: tuple[float, float] | None = (0.8, 1.0),
                  a_rotation: float = 7.0, a_flip: bool = False, a_color_jitter: float = 0.0,
-                 preprocess: str = "resize", load_size: int = 32, crop_size: int = 32, flip: bool = False,
+                 b_rotation: float = 0.0, preprocess: str = "resize", load_size: int = 32, crop_size: int = 32, flip: bool = False,
                  channels: int = 3, stride: int = 4, center_crop: int = 178, skip_bad_files: bool = False,
                  batch_size: int = 1, eval_batch_size: int | None = None, num_workers: int = 0,
                  pin_memory: bool = False, persistent_workers: bool = False):
@@ -72,6 +73,7 @@ class OneShot(FileDataModule):
         self.b_builtin, self.seed = b_builtin, seed
         self.augment = augment
         self.a_augment = dict(scale=a_scale, rotation=a_rotation, flip=a_flip, color_jitter=a_color_jitter)
+        self.b_rotation = b_rotation
         a_name = Path(self.a_images[0]).stem if self.a_images else (a_builtin or "none")
         b_name = self.b_root.name if self.b_root else (b_builtin or "none")
         self.name = f"oneshot-{a_name}2{b_name}"
@@ -140,6 +142,6 @@ class OneShot(FileDataModule):
     def build(self, split: str) -> UnpairedDataset:
         if split == "train":
             return UnpairedDataset(self.shots(), self.eval_source("B", "train"), self.a_transform(),
-                                   self.transform(True), random_b=True)
+                                   self.transform(True, rotation=self.b_rotation), random_b=True)
         return UnpairedDataset(self.eval_source("A", split), self.eval_source("B", split), self.eval_transform(),
                                random_b=False)

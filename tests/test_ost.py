@@ -33,11 +33,11 @@ def ids(module):
 # ------------------------------------------------------------------------------- sharing and phases
 def test_shared_layers_are_the_same_tensors_across_phases(tmp_path):
     pl.seed_everything(0)
-    m = OST(phase1_steps=2, **TINY_OST)
+    m = OST(phase1_steps=2, phase2_steps=2, **TINY_OST)
     assert m.enc_A.shared is m.enc_B.shared and m.dec_A.shared is m.dec_B.shared
     shared = {k: (v.data_ptr(), v) for k, v in m.enc_B.shared.state_dict(keep_vars=True).items()}
-    trainer(tmp_path, max_steps=8).fit(m, one_shot())  # 2 Phase I + 2 Phase II iterations
-    assert int(m.iteration) == 4 and bool(m.phase2_started)
+    trainer(tmp_path, max_steps=-1, max_epochs=-1).fit(m, one_shot())  # 2 Phase I + 2 Phase II iterations
+    assert m.iteration == 4 and m.phase2_start == 2
     assert m.enc_A.shared is m.enc_B.shared and m.dec_A.shared is m.dec_B.shared
     after = m.enc_A.shared.state_dict(keep_vars=True)
     assert all(after[k] is v and after[k].data_ptr() == ptr for k, (ptr, v) in shared.items())  # same tensors
@@ -60,8 +60,8 @@ def test_phase_boundary_clones_b_outer_layers_once(tmp_path):
             self.after_clone = params(self)
 
     pl.seed_everything(0)
-    m = Recording(phase1_steps=3, **TINY_OST)
-    trainer(tmp_path, max_steps=10).fit(m, one_shot())
+    m = Recording(phase1_steps=3, phase2_steps=2, **TINY_OST)
+    trainer(tmp_path, max_steps=-1, max_epochs=-1).fit(m, one_shot())
     assert m.log_phases == [1, 1, 1, 2, 2]
     a_keys = [k for k in m.snaps[0] if k.startswith(("enc_A.front", "dec_A.back")) and "num_batches" not in k]
     # Phase I never touches A's outer layers; B's do move
@@ -81,16 +81,16 @@ def test_phase_boundary_clones_b_outer_layers_once(tmp_path):
 class GradProbe(OST):
     """Records every parameter's gradient right after the x-loss backward of a Phase II step."""
 
-    def x_backward(self, loss):
-        super().x_backward(loss)
+    def x_backward(self, loss, retain_graph=True):
+        super().x_backward(loss, retain_graph)
         if not hasattr(self, "x_grads"):
             self.x_grads = {n: (None if p.grad is None else p.grad.detach().clone()) for n, p in self.named_parameters()}
 
 
 def _x_grads(tmp_path, **kw):
     pl.seed_everything(0)
-    m = GradProbe(phase1_steps=1, **TINY_OST, **kw)
-    trainer(tmp_path, max_steps=4).fit(m, one_shot())  # iteration 0: Phase I, iteration 1: Phase II
+    m = GradProbe(phase1_steps=1, phase2_steps=1, **TINY_OST, **kw)
+    trainer(tmp_path, max_steps=-1, max_epochs=-1).fit(m, one_shot())  # iteration 0: Phase I, 1: Phase II
     return m, m.x_grads
 
 
@@ -121,36 +121,63 @@ def test_selective_backprop_off_x_losses_reach_shared_and_b_layers(tmp_path):
         [n for n in shared | b_outer | a_outer if _zero(grads[n])]
 
 
-def test_official_mnist_flag_lets_x_losses_update_b_outer_layers_only(tmp_path):
-    m, grads = _x_grads(tmp_path, selective_backprop=True, x_updates_b_outer=True)
-    shared, b_outer, a_outer, _ = _groups(m)
-    assert all(_zero(grads[n]) for n in shared)
-    assert all(not _zero(grads[n]) for n in b_outer | a_outer)
-
-
 class StepProbe(OST):
-    def generator_step(self, loss_x, loss_b):
-        before = params(self)
-        super().generator_step(loss_x, loss_b)
-        if loss_x is not None:
-            self.moved = {k: not torch.equal(before[k], v) for k, v in params(self).items()
-                          if v.is_floating_point() and "running" not in k}
+    """Records, for every optimizer step of Phase II's first iteration, its name and which tensors it moved."""
+
+    def on_train_start(self):
+        self.moves, self._before = [], None
+        for name in self.opt_names:
+            opt = self.optimizer(name).optimizer
+            opt.register_step_pre_hook(lambda *a: setattr(self, "_before", params(self)))
+            opt.register_step_post_hook(lambda *a, n=name: self._record(n))
+
+    def _record(self, name):
+        after = params(self)
+        self.moves.append((self.phase, name, {k: not torch.equal(self._before[k], v) for k, v in after.items()
+                                              if v.is_floating_point() and "running" not in k}))
 
 
-def _moved(tmp_path, **kw):
+def _steps(tmp_path, **kw):
     pl.seed_everything(0)
-    m = StepProbe(phase1_steps=1, **TINY_OST, **kw)
-    trainer(tmp_path, max_steps=4).fit(m, one_shot())
-    return m.moved
+    m = StepProbe(phase1_steps=1, phase2_steps=1, **TINY_OST, **kw)
+    trainer(tmp_path, max_steps=-1, max_epochs=-1).fit(m, one_shot())
+    return m.moves
+
+
+def _moved(moves, *prefixes):
+    """Per step: did any tensor whose name starts with one of ``prefixes`` (strings or tuples of them) move?"""
+    flat = tuple(p for group in prefixes for p in ((group,) if isinstance(group, str) else group))
+    return [any(v for k, v in moved.items() if k.startswith(flat)) for _, _, moved in moves]
+
+
+A_OUTER, B_OUTER, SHARED = ("enc_A.front", "dec_A.back"), ("enc_B.front", "dec_B.back"), ("enc_A.shared", "dec_A.shared")
+
+
+def test_official_loops_step_order_per_layout(tmp_path):
+    # the MNIST code: D real step, D fake step, then G; the image code: G, then one D step
+    assert [(p, n) for p, n, _ in _steps(tmp_path / "m")] == [(1, "D"), (1, "D"), (1, "G"), (2, "D"), (2, "D"), (2, "G")]
+    image = _steps(tmp_path / "i", official_code="image")
+    assert [(p, n) for p, n, _ in image] == [(1, "G"), (1, "D"), (2, "G"), (2, "D")]
+    assert _moved(image, "dis_B") == [False, True, False, True]
 
 
 def test_phase2_g_step_updates(tmp_path):
-    moved = _moved(tmp_path / "a")  # selective: A from x losses, shared and B from B losses
-    assert all(v for k, v in moved.items() if k.startswith(("enc_A.front", "dec_A.back")))
-    assert any(v for k, v in moved.items() if ".shared." in k) and any(v for k, v in moved.items() if "enc_B.front" in k)
-    frozen = _moved(tmp_path / "b", freeze_shared=True)  # "no Phase II update of E_S, G_S"
-    assert not any(v for k, v in frozen.items() if ".shared." in k)
-    assert all(v for k, v in frozen.items() if k.startswith(("enc_A.front", "dec_A.back")))
+    g = _steps(tmp_path / "a")[-1]  # selective: A from x losses, shared and B from B losses
+    assert g[1] == "G" and _moved([g], A_OUTER) == _moved([g], B_OUTER) == _moved([g], SHARED) == [True]
+    assert not _moved([g], "dis_")[0]
+    frozen = _steps(tmp_path / "b", freeze_shared=True)[-1]  # "no Phase II update of E_S, G_S": no B update at all
+    assert _moved([frozen], A_OUTER) == [True] and _moved([frozen], SHARED, B_OUTER) == [False]
+
+
+def test_official_mnist_flag_steps_outer_layers_of_both_domains_then_everything(tmp_path):
+    moves = _steps(tmp_path, x_updates_b_outer=True)
+    assert [n for _, n, _ in moves] == ["D", "D", "G", "D", "D", "G_x", "G"]
+    g_x, g = moves[-2], moves[-1]
+    assert _moved([g_x], A_OUTER) == _moved([g_x], B_OUTER) == [True] and _moved([g_x], SHARED) == [False]
+    assert _moved([g], SHARED) == _moved([g], B_OUTER) == [True]
+    assert _moved([g], A_OUTER) == [False]  # the B losses do not reach A's layers
+    frozen = _steps(tmp_path / "f", x_updates_b_outer=True, freeze_shared=True)
+    assert [n for p, n, _ in frozen if p == 2] == ["D", "D", "G_x"]
 
 
 # ------------------------------------------------------------------------------- losses
@@ -184,13 +211,15 @@ def _wired(**kw):
 def test_b_loss_terms_on_known_inputs():
     m = _wired()
     b = torch.zeros(2, 3, 4, 4)
-    g, z_b = m.b_losses(b)
+    g, z_b, rec_b = m.b_losses(b)
     # mu_B = b + 1 = 1 -> KL 1; rec_B = 1 - 0.25 = 0.75 -> MSE 0.5625; LSGAN (0 - 1)^2 = 1
     assert torch.equal(z_b, torch.ones_like(b))
     assert math.isclose(float(g["kl_B"]), 0.1 * 1.0, rel_tol=1e-6)
     assert math.isclose(float(g["recon_B"]), 2.0 * 0.75 ** 2, rel_tol=1e-6)
     assert math.isclose(float(g["gan_BB"]), 5.0 * 1.0, rel_tol=1e-6)
+    assert torch.equal(rec_b, torch.full_like(b, 0.75))
     assert set(m.b_losses(b, gan=False)[0]) == {"recon_B", "kl_B"}
+    assert math.isclose(float(m.b_losses(b, recon_w=7.0)[0]["recon_B"]), 7.0 * 0.75 ** 2, rel_tol=1e-6)
     m = _wired(recon_kind="l1")
     assert math.isclose(float(m.b_losses(b)[0]["recon_B"]), 2.0 * 0.75, rel_tol=1e-6)
 
@@ -198,17 +227,19 @@ def test_b_loss_terms_on_known_inputs():
 def test_x_loss_terms_on_known_inputs():
     x, b = torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 4)
     m = _wired()
-    _, z_b = m.b_losses(b)
-    g = m.x_losses(x, b, z_b)
+    _, z_b, _ = m.b_losses(b)
+    g, fake_b, fake_a = m.x_losses(x, b, z_b)
+    assert torch.equal(fake_b, torch.full_like(x, -0.25)) and fake_a is None
     # z_A = x = 0; rec_A = 0.5; x->B = -0.25; back through E_B (+1) = 0.75, G_A: 1.25
     assert set(g) == {"recon_A", "gan_AB", "cycle_A"}
     assert math.isclose(float(g["recon_A"]), 2.0 * 0.25, rel_tol=1e-6)
     assert math.isclose(float(g["gan_AB"]), 5.0 * 1.0, rel_tol=1e-6)
     assert math.isclose(float(g["cycle_A"]), 3.0 * 1.25 ** 2, rel_tol=1e-6)
     # two-way: b -> A = G_A(z_B) = 1.5; E_A: 1.5; G_B: 1.25 vs b = 0
-    g = _wired(cycle="two_way", d_on_a=True).x_losses(x, b, z_b)
+    g, _, fake_a = _wired(cycle="two_way", d_on_a=True).x_losses(x, b, z_b)
+    assert torch.equal(fake_a, torch.full_like(x, 1.5))
     assert math.isclose(float(g["cycle_B"]), 3.0 * 1.25 ** 2, rel_tol=1e-6) and math.isclose(float(g["gan_BA"]), 5.0, rel_tol=1e-6)
-    assert "cycle_A" not in _wired(cycle="none").x_losses(x, b, z_b)
+    assert "cycle_A" not in _wired(cycle="none").x_losses(x, b, z_b)[0]
 
 
 def test_translate_uses_the_mean_and_crosses_domains():
@@ -217,8 +248,11 @@ def test_translate_uses_the_mean_and_crosses_domains():
     m.train()
     assert torch.equal(m.translate(x), m.translate(x))  # no noise, even in training mode
     m.eval()
-    assert torch.allclose(m.translate(x, "AtoB"), m.dec_B(m.enc_A(x)))
-    assert torch.allclose(m.translate(x, "BtoA"), m.dec_A(m.enc_B(x)))
+    from lit_i2i.nets.blocks import batchnorm_statistics
+
+    with batchnorm_statistics(m, "sample"):
+        assert torch.allclose(m.translate(x, "AtoB"), m.dec_B(m.enc_A(x)))
+        assert torch.allclose(m.translate(x, "BtoA"), m.dec_A(m.enc_B(x)))
     assert set(m.visuals({"A": x, "B": x})) == {"real_A", "rec_A", "fake_B", "cyc_A", "real_B", "rec_B", "fake_A"}
 
 
@@ -233,6 +267,7 @@ def _fit(root, model, epochs, ckpt=None):
 
 
 def _same(a, b):
+    assert (a.iteration, a.phase2_start) == (b.iteration, b.phase2_start)
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys()
     for k in sa:
@@ -248,13 +283,13 @@ def test_resume_is_exact_across_the_phase_boundary(tmp_path):
         resumed = _fit(tmp_path / ckpt, OST(phase1_steps=4, pool_size=2, **TINY_OST), epochs=3,
                        ckpt=str(tmp_path / "a" / "ckpt" / ckpt))
         _same(straight, resumed)  # bitwise: buffers (iteration, phase), optimizers, pool, RNG
-    assert int(straight.iteration) == 9 and bool(straight.phase2_started)
+    assert straight.iteration == 9 and straight.phase2_start == 4
 
 
 def test_phase2_from_a_phase1_checkpoint_and_its_exact_resume(tmp_path):
     pl.seed_everything(0)
     phase1 = _fit(tmp_path / "p1", OST(phase1_steps=10**6, **TINY_OST), epochs=1)
-    assert not bool(phase1.phase2_started)
+    assert phase1.phase2_start is None
     ckpt1 = str(tmp_path / "p1" / "ckpt" / "last.ckpt")
 
     class Probe(OST):
@@ -264,10 +299,12 @@ def test_phase2_from_a_phase1_checkpoint_and_its_exact_resume(tmp_path):
     pl.seed_everything(1)
     straight = _fit(tmp_path / "a", Probe(init_from=ckpt1, phase1_steps=5, **TINY_OST), epochs=2)
     s0, p1 = straight.start, params(phase1)
-    assert all(torch.equal(s0[k], p1[k]) for k in p1 if k.startswith(("enc_B", "dec_B", "dis_B")))
+    assert all(torch.equal(s0[k], p1[k]) for k in p1 if k.startswith(("enc_B", "dec_B")))
+    # both official codes start Phase II with a fresh discriminator (phase2_reset)
+    assert all(not torch.equal(s0[k], p1[k]) for k in p1 if k.startswith("dis_B") and k.endswith("weight"))
     assert all(torch.equal(s0[k], p1[k.replace("_A.", "_B.")]) for k in p1 if k.startswith(("enc_A", "dec_A")))
     assert straight.enc_A.shared is straight.enc_B.shared
-    assert int(straight.iteration) == 6 and bool(straight.phase2_started)  # all in Phase II (phase1_steps ignored)
+    assert straight.iteration == 6 and straight.phase2_start == 0  # all in Phase II (phase1_steps ignored)
     pl.seed_everything(1)
     resumed = _fit(tmp_path / "b", OST(init_from=ckpt1, phase1_steps=5, **TINY_OST), epochs=2,
                    ckpt=str(tmp_path / "a" / "ckpt" / "epoch=0.ckpt"))
@@ -289,18 +326,20 @@ from lit_i2i.cli import main  # noqa: E402
 
 TINY_CLI = ["--model.init_args.ngf", "8", "--model.init_args.ndf", "8", "--model.init_args.phase1_steps", "4",
             "--trainer.enable_progress_bar", "false", "--trainer.logger", "false", "--trainer.limit_val_batches", "0",
-            "--metrics.metrics", "[]", "--trainer.max_steps", "20", "--data.init_args.num_workers", "0",
+            "--metrics.metrics", "[]", "--model.init_args.phase2_steps", "6", "--trainer.max_steps", "-1",
+            "--data.init_args.num_workers", "0",
             "--data.init_args.batch_size", "4"]
 
 
-def _cli_fit(tmp_path, config, *extra):
+def _cli_fit(tmp_path, config, *extra, steps_per_iteration=3):
     ckpt, state = cli_fit(tmp_path, config, *TINY_CLI, *extra)
-    assert state["global_step"] == 20  # 10 iterations x (D step + G step)
-    assert int(state["state_dict"]["iteration"]) == 10 and bool(state["state_dict"]["phase2_started"])
+    # 4 Phase I + 6 Phase II iterations; the MNIST loop: D real, D fake, G; the image loop: G, D
+    assert state["iteration"] == 10 and state["ost_phase2_start"] == 4
+    assert state["global_step"] == 10 * steps_per_iteration
     from lit_i2i.commands import load_run
 
     model, _ = load_run(ckpt)
-    assert model.enc_A.shared is model.enc_B.shared and int(model.iteration) == 10
+    assert model.enc_A.shared is model.enc_B.shared and model.iteration == 10 and model.phase2_start == 4
     return model, ckpt
 
 
@@ -310,12 +349,14 @@ def test_cli_digits_20_steps_then_phase2_from_its_checkpoint(tmp_path, cli_env):
     # a Phase I only run, then Phase II with --model.init_args.init_from
     p1 = tmp_path / "p1"
     args = ["fit", "--config", "experiments/ost/digits.yaml", *TINY_CLI]
-    assert main([*args, "--trainer.default_root_dir", str(p1), "--model.init_args.phase1_steps", "1000"]) == 0
+    assert main([*args, "--trainer.default_root_dir", str(p1), "--model.init_args.phase2_steps", "0"]) == 0
+    state = torch.load(p1 / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["iteration"] == 4 and state["ost_phase2_start"] is None  # phase2_steps 0: a Phase I-only run
     p2 = tmp_path / "p2"
     assert main([*args, "--trainer.default_root_dir", str(p2), "--model.init_args.init_from",
                  str(p1 / "checkpoints" / "last.ckpt"), "--model.init_args.selective_backprop", "false"]) == 0
-    state = torch.load(p2 / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    assert bool(state["phase2_started"]) and int(state["iteration"]) == 10
+    state = torch.load(p2 / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["ost_phase2_start"] == 0 and state["iteration"] == 6  # phase2_steps iterations, all in Phase II
 
 
 @pytest.mark.parametrize("config", ["mnist2svhn", "svhn2mnist"])
@@ -336,5 +377,111 @@ def test_cli_summer2winter_20_steps_on_a_tiny_folder(tmp_path, cli_env):
                         "--data.init_args.a_images", f"[{root / 'trainA' / '000.png'}]",
                         "--data.init_args.a_test_root", str(root / "testA"), "--data.init_args.b_root", str(root / "trainB"),
                         "--data.init_args.b_test_root", str(root / "testB"), "--data.init_args.load_size", "36",
-                        "--data.init_args.crop_size", "32", "--model.init_args.n_res_shared", "1")
+                        "--data.init_args.crop_size", "32", "--model.init_args.n_res_shared", "1",
+                        steps_per_iteration=2)
     assert model.hparams.arch == "resnet" and model.hparams.pool_size == 50
+
+
+# ------------------------------------------------------------------------------- fidelity to the official codes
+def test_parameter_counts_equal_the_official_mnist_nets():
+    from lit_i2i.nets.blocks import count_params
+
+    # model.G11 (conv_dim 64, 1-channel MNIST, 3-channel SVHN), every conv bias-free, BatchNorm affine:
+    # conv1, conv1_svhn, conv2, conv3, conv4, deconv1 (+BN), deconv2, deconv2_svhn
+    g11 = (1 * 64 * 16 + 128) + (3 * 64 * 16 + 128) + (64 * 128 * 16 + 256) + 2 * (128 * 128 * 9 + 256) \
+        + (128 * 64 * 16 + 128) + 64 * 1 * 16 + 64 * 3 * 16
+    m = OST(a_ch=1, b_ch=3, d_on_a=True)
+    assert g11 == 566_400
+    assert sum(p.numel() for p in unique(m.enc_A, m.dec_A, m.enc_B, m.dec_B)) == g11
+    d = lambda c: c * 64 * 16 + (64 * 128 * 16 + 256) + (128 * 256 * 16 + 512) + 256 * 16  # D1 / D2, no biases
+    assert count_params(m.dis_A) == d(1) == 661_248 and count_params(m.dis_B) == d(3) == 663_296
+
+
+def unique(*modules):
+    from lit_i2i.nets.vae import unique_parameters
+
+    return unique_parameters(*modules)
+
+
+def test_mnist_loop_uses_pytorch_default_init_and_the_image_loop_normal_002():
+    torch.manual_seed(0)
+    mnist = OST(**TINY_OST)
+    assert mnist.code == "mnist" and mnist.init_type == "none"
+    conv = mnist.dis_B.model[0]
+    bound = 1 / math.sqrt(conv.weight[0].numel())  # kaiming_uniform(a=sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert conv.weight.abs().max() <= bound and conv.weight.std() > 0.5 * bound / math.sqrt(3)
+    image = OST(arch="resnet", netD="basic", norm="instance", norm_D="instance", n_res_shared=1, **TINY_OST)
+    assert image.code == "image" and image.init_type == "normal"
+    assert abs(float(image.dis_B.model[0].weight.detach().std()) - 0.02) < 0.005
+
+
+class ResetProbe(OST):
+    def start_phase2(self, d_is_fresh=False):
+        self.d_before = params(self.dis_B)
+        self.opt_state_before = {n: len(self.optimizer(n).optimizer.state) for n in self.opt_names}
+        super().start_phase2(d_is_fresh)
+        self.d_after = params(self.dis_B)
+        self.opt_state_after = {n: len(self.optimizer(n).optimizer.state) for n in self.opt_names}
+
+
+@pytest.mark.parametrize("reset", [True, False])
+def test_phase2_starts_with_a_fresh_discriminator_and_optimizers(tmp_path, reset):
+    pl.seed_everything(0)
+    m = ResetProbe(phase1_steps=2, phase2_steps=1, phase2_reset=reset, **TINY_OST)
+    trainer(tmp_path, max_steps=-1, max_epochs=-1).fit(m, one_shot())
+    assert all(m.opt_state_before[n] > 0 for n in ("D", "G"))
+    weights = [k for k in m.d_before if k.endswith("weight")]
+    if reset:  # both official codes: a new D and new optimizers for Phase II
+        assert all(v == 0 for v in m.opt_state_after.values())
+        assert all(not torch.equal(m.d_before[k], m.d_after[k]) for k in weights)
+        assert all(torch.equal(m.d_after[k], torch.zeros_like(m.d_after[k])) for k in m.d_after if "running_mean" in k)
+    else:
+        assert m.opt_state_after == m.opt_state_before
+        assert all(torch.equal(m.d_before[k], m.d_after[k]) for k in m.d_before)
+
+
+def test_image_loop_d_loss_halves_each_pair_and_pools_both_fakes():
+    torch.manual_seed(0)
+    m = OST(official_code="image", pool_size=8, **TINY_OST)
+    b, f1, f2 = (torch.rand(2, 3, 32, 32) * 2 - 1 for _ in range(3))
+    r, f = m.d_pair(m.dis_B, b, f1, "fake_B")
+    d = m.dis_B
+    assert torch.allclose(r, ((d(b) - 1) ** 2).mean()) and torch.allclose(f, (d(f1) ** 2).mean())  # LSGAN
+    m.d_pair(m.dis_B, b, f2, "fake_B")
+    assert len(m.pools["fake_B"].images) == 4  # one pool holds both kinds of fakes
+
+
+def test_translate_normalises_each_image_by_its_own_statistics():
+    torch.manual_seed(0)
+    m = OST(**TINY_OST)
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    m.train()
+    one_by_one = torch.cat([m.dec_B(m.enc_A(x[i:i + 1])) for i in range(4)]).detach()  # the official batch-1 forward
+    running = {k: v.clone() for k, v in m.state_dict().items() if "running" in k}
+    m.eval()
+    y = m.translate(x)
+    assert torch.allclose(y, one_by_one, atol=1e-5)
+    assert torch.allclose(m.translate(x[2:3]), y[2:3], atol=1e-5)  # independent of the rest of the batch
+    assert all(torch.equal(v, m.state_dict()[k]) for k, v in running.items())  # running averages untouched
+    m.hparams.bn_eval = "running"
+    assert not torch.allclose(m.translate(x), y, atol=1e-3)
+    with pytest.raises(ValueError, match="bn_eval"):
+        OST(bn_eval="eval", **TINY_OST)
+
+
+def test_phase1_reconstruction_weight_and_phase_lengths(tmp_path):
+    class Logged(OST):
+        def b_losses(self, b, gan=True, recon_w=None):
+            self.seen.append((self.phase, recon_w))
+            return super().b_losses(b, gan, recon_w)
+
+    pl.seed_everything(0)
+    m = Logged(phase1_steps=2, phase2_steps=3, lambda_recon_phase1=10.0, **TINY_OST)
+    m.seen = []
+    t = trainer(tmp_path, max_steps=-1, max_epochs=-1)
+    t.fit(m, one_shot())
+    assert m.seen == [(1, 10.0), (1, 10.0), (2, None), (2, None), (2, None)] and m.iteration == 5
+    # a run that is already done stops before training another batch
+    t2 = trainer(tmp_path / "again", max_steps=-1, max_epochs=-1)
+    t2.fit(m, one_shot())
+    assert m.iteration == 5

@@ -72,12 +72,25 @@ def data(index: int, args) -> OneShot:
                    batch_size=args.batch_size)
 
 
+class StopAfter(pl.Callback):
+    """Stops training after ``n`` batches (iterations), whatever the method's optimizer steps per batch."""
+
+    def __init__(self, n: int):
+        self.n, self.seen = n, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.seen += 1
+        if self.seen >= self.n:
+            trainer.should_stop = True
+
+
 def fit(model, dm, iters: int, root: Path, seed: int):
-    """Train ``iters`` iterations (2 optimizer steps each); returns the CPU seconds spent."""
+    """Train ``iters`` iterations; returns the CPU seconds spent and the trainer."""
     pl.seed_everything(seed, verbose=False)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=2 * iters, max_epochs=-1, logger=False,
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=-1, max_epochs=-1, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=str(root))
+                         num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=str(root),
+                         callbacks=[StopAfter(iters)])
     t = time.process_time()
     trainer.fit(model, dm)
     return time.process_time() - t, trainer
@@ -197,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu: dict[str, float] = {m: 0.0 for m in methods}
     phase1_ckpt = Path(args.phase1_ckpt) if args.phase1_ckpt else out / "ost_phase1.ckpt"
     if any(m.startswith("OST") for m in methods) and not args.phase1_ckpt:
-        model = ost(args, phase1_steps=10**9)
+        model = ost(args, phase1_steps=args.phase1_iters, phase2_steps=0)
         secs, trainer = fit(model, data(samples[0], args), args.phase1_iters, out / "phase1", seed=0)
         trainer.save_checkpoint(phase1_ckpt)
         cpu["OST Phase I"] = secs
@@ -207,10 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         row = []
         for m in methods:
             if m == "OST":
-                model = ost(args, init_from=str(phase1_ckpt), selective_backprop=True)
+                model = ost(args, init_from=str(phase1_ckpt), selective_backprop=True, phase2_steps=args.phase2_iters)
                 iters = args.phase2_iters
             elif m == "OST-noSB":
-                model = ost(args, init_from=str(phase1_ckpt), selective_backprop=False)
+                model = ost(args, init_from=str(phase1_ckpt), selective_backprop=False, phase2_steps=args.phase2_iters)
                 iters = args.phase2_iters
             elif m == "UNIT-1":
                 model, iters = unit(args), args.baseline_iters

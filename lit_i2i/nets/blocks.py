@@ -13,15 +13,21 @@ Follows ``models/networks.py`` of junyanz/pytorch-CycleGAN-and-pix2pix:
   unaffected.
 - :class:`ResnetBlock` is the official ``ResnetBlock`` (``build_conv_block`` + ``x + block(x)``).
 
+:func:`batchnorm_statistics` chooses which statistics BatchNorm layers normalise with at inference
+(running averages, the batch's, or each image's own), for methods whose official code translates in
+training mode (OST's MNIST code never calls ``.eval()``).
+
 :func:`count_params` and :func:`receptive_field` are small analysis helpers (not in the official
 code) used by tests and by reports.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from contextlib import contextmanager
+from typing import Callable, Iterator, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 NORMS = ("batch", "instance", "none")
@@ -44,6 +50,45 @@ def norm_layer(norm: str) -> Callable[[int], nn.Module]:
     if norm == "none":
         return lambda c: nn.Identity()
     raise ValueError(f"unknown norm {norm!r}; expected one of {', '.join(map(repr, NORMS))}")
+
+
+BN_STATISTICS = ("running", "batch", "sample")
+
+
+@contextmanager
+def batchnorm_statistics(module: nn.Module, mode: str = "running") -> Iterator[None]:
+    """Inside the block, every BatchNorm layer of ``module`` normalises with ``mode`` statistics:
+
+    - ``"running"``: whatever the layer's mode says (eval mode: the running averages; PyTorch's usual);
+    - ``"batch"``: the statistics of the batch it sees (a training-mode forward), the running
+      averages left untouched;
+    - ``"sample"``: each image's own statistics (a training-mode forward of a batch of one, i.e.
+      instance normalisation with the layer's affine parameters), so an output does not depend on
+      the other images of the batch.
+    """
+    if mode not in BN_STATISTICS:
+        raise ValueError(f"unknown BatchNorm statistics {mode!r}; expected one of {', '.join(BN_STATISTICS)}")
+    layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if mode == "running" or not layers:
+        yield
+        return
+
+    def forward(layer, x):
+        if mode == "sample":
+            return F.instance_norm(x, weight=layer.weight, bias=layer.bias, use_input_stats=True, eps=layer.eps)
+        return F.batch_norm(x, None, None, layer.weight, layer.bias, training=True, eps=layer.eps)
+
+    previous = [layer.__dict__.get("forward") for layer in layers]  # nested blocks: the inner one wins
+    for layer in layers:
+        layer.forward = forward.__get__(layer)  # an instance attribute shadows the class's forward
+    try:
+        yield
+    finally:
+        for layer, prev in zip(layers, previous):
+            if prev is None:
+                del layer.forward
+            else:
+                layer.forward = prev
 
 
 def _check_norm(norm: str) -> str:

@@ -56,3 +56,13 @@ def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0
 
     net.apply(init_func)
     return net
+
+
+def reinit(net: nn.Module, init_type: str = "normal", init_gain: float = 0.02) -> nn.Module:
+    """Make ``net`` freshly initialised, in place (its parameter objects stay, so optimizers keep
+    them): every layer's own ``reset_parameters`` (BatchNorm running statistics included), then
+    :func:`init_weights` (``"none"``: PyTorch's default initialisation, as a new net has)."""
+    for m in net.modules():
+        if m is not net and hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    return init_weights(net, init_type, init_gain)

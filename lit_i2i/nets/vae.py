@@ -36,8 +36,8 @@ UNIT: ``n_unshared = n_down`` (all convs and 3 blocks per domain, 1 shared block
 ``n_unshared == n_down`` (they sit between the per-domain convs and the shared part).
 
 Departures: UNIT's ``INSResBlock`` puts its optional dropout after the second norm, ``ResnetBlock``
-(the CycleGAN block reused here) between the two convs. The ``dcgan`` output layer has a bias (the
-official convs are all bias-free, including this last one with nothing after it). Gaussian noise
+(the CycleGAN block reused here) between the two convs. Every ``dcgan`` conv is bias-free, the output
+layer included, as in the official ``G11`` (the parameter counts are the official ones). Gaussian noise
 is not a layer here (UNIT's ``GaussianNoiseLayer``): the methods add it to the latent themselves, so
 that the KL term and translation can use the noise-free mean.
 
@@ -160,8 +160,8 @@ class VAESpec:
         """Decoder level i: ch(i + 1) -> ch(i) (for dcgan level 0 goes to the image, with tanh)."""
         c_in, c_out = self._ch(i + 1), self._ch(i)
         if self.arch == "dcgan":
-            if c_out < 0:
-                return [nn.ConvTranspose2d(c_in, out_ch, 4, 2, 1), nn.Tanh()]
+            if c_out < 0:  # bias-free like every G11 layer
+                return [nn.ConvTranspose2d(c_in, out_ch, 4, 2, 1, bias=False), nn.Tanh()]
             return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=self._bias()), *self._norm(c_out), self._act()]
         return [nn.ConvTranspose2d(c_in, c_out, 3, 2, 1, output_padding=1, bias=self._bias()),
                 *self._norm(c_out), self._act()]
@@ -343,17 +343,18 @@ def shared_front_discriminators(a_ch: int = 3, b_ch: int = 3, ndf: int = 64, n_f
 
 class DCGANDiscriminator(nn.Module):
     """OST MNIST code ``D1``/``D2``: 4x4 stride-2 convs ndf (no norm), 2ndf, 4ndf (``norm``), LeakyReLU
-    0.05, then a 4x4 valid conv to one logit (1x1 at 32x32; a small map on larger images)."""
+    0.05, then a 4x4 valid conv to one logit (1x1 at 32x32; a small map on larger images). Every conv
+    is bias-free, as the official ``conv(..., bias=False)`` helper builds them all."""
 
     def __init__(self, in_ch: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "batch"):
         super().__init__()
-        make_norm, bias = norm_layer(norm), conv_bias(norm)
-        layers: list[nn.Module] = [nn.Conv2d(in_ch, ndf, 4, 2, 1), nn.LeakyReLU(0.05, True)]
+        make_norm = norm_layer(norm)
+        layers: list[nn.Module] = [nn.Conv2d(in_ch, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.05, True)]
         c = ndf
         for _ in range(1, n_layers):
-            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=bias), make_norm(c * 2), nn.LeakyReLU(0.05, True)]
+            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=False), make_norm(c * 2), nn.LeakyReLU(0.05, True)]
             c *= 2
-        layers.append(nn.Conv2d(c, 1, 4, 1, 0))
+        layers.append(nn.Conv2d(c, 1, 4, 1, 0, bias=False))
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
