@@ -5,14 +5,23 @@ several images: they get the *same* random crop/flip/rotation (the paired case),
 input is wrapped as a ``tv_tensors.Image``.
 
 ``preprocess``:
-  - ``resize_and_crop``: resize to ``load_size`` x ``load_size``, random crop ``crop_size`` (center crop at eval)
-  - ``scale_width``: resize so the width is ``load_size`` (keeps aspect ratio)
+  - ``resize_and_crop``: resize to ``load_size`` x ``load_size``, random crop ``crop_size``
+  - ``scale_width``: resize so the width is ``load_size`` (keeps aspect ratio; the height is at least
+    ``crop_size``, as the reference's ``__scale_width``)
   - ``scale_width_and_crop``: the above, then crop ``crop_size``
   - ``crop``: crop only
   - ``resize``: resize to ``crop_size`` x ``crop_size`` (no crop)
   - ``center_crop_resize``: center-crop ``center_crop`` (CelebA: 178) then resize to ``crop_size``
+  - ``center_crop_resize_and_crop``: center-crop ``center_crop``, resize to ``load_size``, random crop
+    ``crop_size`` (UNIT's CelebA: 178 -> 132 -> 128)
   - ``none``: keep the size but round height and width to a multiple of ``stride`` (the network's
     total downsampling factor) instead of failing inside the network
+
+At evaluation (``train=False``) the crop is central and, as the reference's ``TestOptions``
+(``load_size`` defaults to ``crop_size`` there), the ``*_and_crop`` resizes go to ``crop_size``
+itself: the whole image is resized to the crop size instead of a centre part being cut out.
+Resizing is bicubic with antialiasing, as the reference's ``BICUBIC`` (PIL); the reference's random
+crop at test time of ``scale_width_and_crop`` is a centre crop here.
 
 All outputs are float tensors in [-1, 1] (mean 0.5, std 0.5), with ``channels`` channels.
 """
@@ -28,7 +37,12 @@ from torchvision.transforms import v2
 from lit_i2i.errors import UserError
 
 PREPROCESS = ("resize_and_crop", "scale_width", "scale_width_and_crop", "crop", "resize",
-              "center_crop_resize", "none")
+              "center_crop_resize", "center_crop_resize_and_crop", "none")
+BICUBIC = v2.InterpolationMode.BICUBIC
+
+
+def _resize(img, size):
+    return v2.functional.resize(img, size, interpolation=BICUBIC, antialias=True)
 
 
 class _ScaleWidth(torch.nn.Module):
@@ -38,8 +52,10 @@ class _ScaleWidth(torch.nn.Module):
 
     def forward(self, *imgs):
         h, w = imgs[0].shape[-2:]
-        nh = max(int(round(h * self.width / w)), self.min_height)
-        out = tuple(v2.functional.resize(i, [nh, self.width], antialias=True) for i in imgs)
+        if w == self.width and h >= self.min_height:
+            return imgs if len(imgs) > 1 else imgs[0]
+        nh = max(int(self.width * h / w), self.min_height)  # the reference: int(max(target * oh / ow, crop))
+        out = tuple(_resize(i, [nh, self.width]) for i in imgs)
         return out if len(out) > 1 else out[0]
 
 
@@ -53,7 +69,7 @@ class _MultipleOf(torch.nn.Module):
         s = self.stride
         nh, nw = max(s, int(round(h / s)) * s), max(s, int(round(w / s)) * s)
         if (nh, nw) != (h, w):
-            imgs = tuple(v2.functional.resize(i, [nh, nw], antialias=True) for i in imgs)
+            imgs = tuple(_resize(i, [nh, nw]) for i in imgs)
         return imgs if len(imgs) > 1 else imgs[0]
 
 
@@ -66,7 +82,7 @@ def min_input_size(preprocess: str, load_size: int, crop_size: int,
     """
     if preprocess == "crop":
         return crop_size, crop_size
-    if preprocess == "center_crop_resize" and center_crop is not None:
+    if preprocess in ("center_crop_resize", "center_crop_resize_and_crop") and center_crop is not None:
         return center_crop, center_crop
     return None
 
@@ -88,18 +104,21 @@ def build_transform(preprocess: str = "resize_and_crop", load_size: int = 286, c
         raise UserError(f"data.channels must be 1 or 3, got {channels}")
     ops: list = []
     crop = v2.RandomCrop(crop_size) if train else v2.CenterCrop(crop_size)
+    load = load_size if train else crop_size  # the reference tests with load_size = crop_size
     if preprocess == "resize_and_crop":
-        ops += [v2.Resize((load_size, load_size), antialias=True), crop]
+        ops += [v2.Resize((load, load), interpolation=BICUBIC, antialias=True), crop]
     elif preprocess == "scale_width":
-        ops += [_ScaleWidth(load_size)]
+        ops += [_ScaleWidth(load_size, min_height=crop_size)]
     elif preprocess == "scale_width_and_crop":
-        ops += [_ScaleWidth(load_size, min_height=crop_size), crop]
+        ops += [_ScaleWidth(load, min_height=crop_size), crop]
     elif preprocess == "crop":
         ops += [crop]
     elif preprocess == "resize":
-        ops += [v2.Resize((crop_size, crop_size), antialias=True)]
+        ops += [v2.Resize((crop_size, crop_size), interpolation=BICUBIC, antialias=True)]
     elif preprocess == "center_crop_resize":
-        ops += [v2.CenterCrop(center_crop), v2.Resize((crop_size, crop_size), antialias=True)]
+        ops += [v2.CenterCrop(center_crop), v2.Resize((crop_size, crop_size), interpolation=BICUBIC, antialias=True)]
+    elif preprocess == "center_crop_resize_and_crop":
+        ops += [v2.CenterCrop(center_crop), v2.Resize((load, load), interpolation=BICUBIC, antialias=True), crop]
     ops.append(_MultipleOf(stride))
     if train:
         if scale is not None:  # random zoom, back to the crop size

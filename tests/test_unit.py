@@ -208,3 +208,14 @@ def test_cli_street_20_steps_on_a_tiny_folder(tmp_path, cli_env):
     model = _cli_fit(tmp_path, "experiments/unit/street.yaml", "--data.init_args.root", str(tmp_path / "street"),
                      "--data.init_args.load_size", "32", "--data.init_args.crop_size", "16")
     assert model.hparams.netD == "multiscale" and model.hparams.dropout == 0.5
+
+
+def test_init_follows_gaussian_weights_init_biases_untouched_master_zeroes_them():
+    torch.manual_seed(0)
+    nips = UNIT(ngf=8, ndf=8, n_res_unshared=1, n_layers_D=2)
+    convs = [m for m in nips.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert all(abs(float(m.weight.detach().std()) - 0.02) < 0.01 for m in convs if m.weight.numel() > 500)
+    assert all(m.bias is not None and m.bias.abs().max() > 0 for m in convs if m.bias is not None)  # PyTorch's default
+    master = UNIT(variant="master", ngf=8, ndf=8, n_res_unshared=1, n_layers_D=2)
+    assert all(float(m.bias.abs().max()) == 0 for m in master.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and m.bias is not None)

@@ -24,8 +24,13 @@ forward of the generators, noise included, as ``dis_update``), then G step (a fr
 frozen). Adam(1e-4, 0.5, 0.999), weight decay 1e-4, for both; Gaussian init std 0.02; no LR schedule.
 
 Generators (``arch``): ``unit`` = ``COCOResGen2`` (LeakyReLU, no norm outside the blocks; the
-CelebA and animal configs), ``unit_in`` = ``COCOResGen`` (ReLU + InstanceNorm in the stride-2 and
-transposed convs; synthia2cityscape).
+CelebA configs and synthia2cityscape, the latter with ``res_dropout_ratio`` 0.5), ``unit_in`` =
+``COCOResGen`` (ReLU + InstanceNorm in the stride-2 and transposed convs; cat2tiger and corgi2husky).
+Initialisation as ``gaussian_weights_init``: conv and transposed-conv weights N(0, 0.02), biases left
+at PyTorch's default (``variant: master`` zeroes them, as its ``weights_init``).
+Data, as every ``version_02`` dataset class: random horizontal mirroring at training (``flip: true``
+in the configs; not for the digit configs, where a mirrored digit is another shape); SYNTHIA images
+get a 3x3 Gaussian blur before scaling (``dataset_blur_image``: ``blur_A`` of the street config).
 
 Discriminators (``netD``): ``single`` (``COCODis``, ``n_layers_D`` 3x3 stride-2 convs: small
 images, cat2tiger), ``multiscale`` (``COCOMsDis``, ``num_scales`` nets, Gaussian-blur downsampling:
@@ -121,11 +126,12 @@ class UNIT(SharedLatentTranslation, TranslationModule):
             raise ValueError(f"arch must be 'unit' (COCOResGen2) or 'unit_in' (COCOResGen), got {arch!r}")
         spec = VAESpec(arch, ngf, n_down, None, n_res_unshared, n_res_shared, norm, dropout)
         self.enc_A, self.dec_A, self.enc_B, self.dec_B = shared_latent_vaes(spec, a_ch, b_ch, cfg["share_weights"])
+        zero_bias = variant == "master"  # version_02's gaussian_weights_init sets conv weights only
         for m in (self.enc_A, self.dec_A, self.enc_B, self.dec_B):
-            init_weights(m, cfg["init_type"], init_gain)
+            init_weights(m, cfg["init_type"], init_gain, zero_bias=zero_bias)
         self.dis_A, self.dis_B = self._build_D(cfg["netD"], a_ch, b_ch, ndf, n_layers_D, num_scales, n_front_D)
         for m in (self.dis_A, self.dis_B):
-            init_weights(m, "normal", init_gain)
+            init_weights(m, "normal", init_gain, zero_bias=zero_bias)
         self.gan = GANLoss(cfg["gan_mode"])
         self.w = {k: float(cfg[k]) for k in ("gan_w", "kl_w", "recon_w", "kl_cyc_w", "cyc_w")}
 

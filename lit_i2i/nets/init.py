@@ -29,8 +29,12 @@ from torch.nn import init
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal", "none")
 
 
-def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0.02) -> nn.Module:
-    """Initialise ``net`` in place as the official ``init_weights`` does; returns ``net``."""
+def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0.02,
+                 zero_bias: bool = True) -> nn.Module:
+    """Initialise ``net`` in place as the official ``init_weights`` does; returns ``net``.
+
+    ``zero_bias=False`` leaves conv/linear biases at PyTorch's default initialisation (UNIT
+    ``version_02``'s ``gaussian_weights_init`` sets the conv weights only)."""
     if init_type not in INIT_TYPES:
         raise ValueError(
             f"unknown init_type {init_type!r}; expected one of {', '.join(map(repr, INIT_TYPES))}"
@@ -48,7 +52,7 @@ def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0
                 init.kaiming_normal_(m.weight.data, a=0, mode="fan_in")
             elif init_type == "orthogonal":
                 init.orthogonal_(m.weight.data, gain=init_gain)
-            if m.bias is not None:
+            if m.bias is not None and zero_bias:
                 init.constant_(m.bias.data, 0.0)
         elif isinstance(m, (nn.BatchNorm2d, nn.SyncBatchNorm)) and m.weight is not None:
             init.normal_(m.weight.data, 1.0, init_gain)

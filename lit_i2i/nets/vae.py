@@ -16,7 +16,7 @@ moves both, and ``module.parameters()`` lists them once. Its keys appear twice i
             convs with ``norm`` (instance), ReLU between, zero padding, identity skip); decoder mirror:
             residual blocks, 3x3 stride-2 transposed convs (output_padding 1) with LeakyReLU 0.01,
             then a 1x1 transposed conv and tanh.
-``unit_in`` UNIT ``COCOResGen`` (synthia2cityscape): as ``unit`` but the stride-2 convs and the
+``unit_in`` UNIT ``COCOResGen`` (cat2tiger, corgi2husky): as ``unit`` but the stride-2 convs and the
             transposed convs have ``norm`` + ReLU (the 7x7 input conv keeps LeakyReLU, no norm).
 ``resnet``  the OST image code / CycleGAN ResNet layout: reflect-padded 7x7 conv, 3x3 stride-2
             convs, ``norm`` + ReLU after each, reflect-padded residual blocks, transposed convs, a

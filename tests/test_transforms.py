@@ -1,0 +1,59 @@
+"""Preprocessing against the reference code (junyanz/pytorch-CycleGAN-and-pix2pix ``data/base_dataset.py``)."""
+
+import numpy as np
+import torch
+from PIL import Image
+
+from datamodules.transforms import apply, build_transform
+
+
+def _img(h, w, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g)
+
+
+def _pil_bicubic(x: torch.Tensor, w: int, h: int) -> torch.Tensor:
+    im = Image.fromarray(x.permute(1, 2, 0).numpy()).resize((w, h), Image.BICUBIC)
+    return torch.from_numpy(np.asarray(im)).permute(2, 0, 1)
+
+
+def _to_uint8(y):
+    return ((y + 1) * 127.5).round().to(torch.uint8)
+
+
+def test_test_time_resize_and_crop_resizes_the_whole_image_to_the_crop_size():
+    x = _img(300, 200)
+    out = apply(build_transform("resize_and_crop", 286, 256, train=False), x)
+    assert out.shape == (3, 256, 256)
+    # the reference's TestOptions sets load_size = crop_size: a bicubic resize of the whole image, no crop
+    ref = _pil_bicubic(x, 256, 256).int()
+    assert (_to_uint8(out).int() - ref).abs().float().mean() < 1.5
+    train = apply(build_transform("resize_and_crop", 286, 256, train=True, flip=False), x)
+    assert train.shape == (3, 256, 256)
+
+
+def test_resizing_is_bicubic_like_the_reference():
+    x = _img(64, 64)
+    out = _to_uint8(apply(build_transform("resize", 32, 48, train=False), x)).int()
+    bicubic, bilinear = _pil_bicubic(x, 48, 48).int(), None
+    im = Image.fromarray(x.permute(1, 2, 0).numpy()).resize((48, 48), Image.BILINEAR)
+    bilinear = torch.from_numpy(np.asarray(im)).permute(2, 0, 1).int()
+    assert (out - bicubic).abs().float().mean() < (out - bilinear).abs().float().mean()
+    assert (out - bicubic).abs().float().mean() < 1.5
+
+
+def test_scale_width_floors_and_keeps_the_height_at_least_the_crop_size():
+    # the reference: h = int(max(target * oh / ow, crop_size))
+    assert apply(build_transform("scale_width", 100, 64, train=False, stride=1), _img(99, 200)).shape == (3, 64, 100)
+    assert apply(build_transform("scale_width", 100, 32, train=False, stride=1), _img(99, 200)).shape == (3, 49, 100)
+    t = build_transform("scale_width_and_crop", 100, 48, train=True, flip=False, stride=1)
+    assert apply(t, _img(99, 200)).shape == (3, 48, 48)
+
+
+def test_center_crop_resize_and_crop_is_uniits_celeba_pipeline():
+    x = _img(218, 178)
+    t = build_transform("center_crop_resize_and_crop", 132, 128, train=True, center_crop=178, flip=False)
+    assert apply(t, x).shape == (3, 128, 128)
+    e = build_transform("center_crop_resize_and_crop", 132, 128, train=False, center_crop=178)
+    same = build_transform("center_crop_resize", 132, 128, train=False, center_crop=178)
+    assert torch.equal(apply(e, x), apply(same, x))  # at test: the whole 178 crop resized to 128
