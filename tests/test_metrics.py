@@ -9,6 +9,7 @@ Also a script: ``python tests/test_metrics.py single|ddp OUT_DIR`` runs the call
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -513,7 +514,9 @@ def test_two_process_ddp_gives_the_single_process_numbers(tmp_path):
     assert result["world_size"] == 2
     ddp = result["runs"]
     assert single[0]["results"].keys() == ddp[0]["results"].keys()
-    assert len(single[0]["results"]) == 2 * 7  # acc, fid_digits, kid_digits (+std, +subset), mfid_digits (+classes)
+    # acc, fid_digits, kid_digits (+subset), mfid_digits (+classes); kid_digits_std is unavailable (41 of 41
+    # images in every subset) and so not logged
+    assert len(single[0]["results"]) == 2 * 6
     for run in range(2):  # run 2: real features from the cache (written by rank 0)
         for part in ("results", "logged"):
             for k, v in single[run][part].items():
@@ -541,3 +544,71 @@ def _script_main(mode: str, out: str) -> list[dict]:
 
 if __name__ == "__main__":
     _script_main(sys.argv[1], sys.argv[2])
+
+
+# ------------------------------------------------------------------------------------- review fixes
+def test_mfid_groups_fakes_by_their_target_class_not_their_source_label(tmp_path):
+    from lit_i2i.metrics.evaluate import target_classes
+
+    src = torch.tensor([0, 0, 1, 1])
+    assert torch.equal(target_classes({"label": src, "target_label": torch.tensor([1, 1, 0, 0])}, src),
+                       torch.tensor([1, 1, 0, 0]))  # reference-guided: the reference's class
+    assert torch.equal(target_classes({"label": src}, torch.tensor([5, 5, 5])), torch.full((4,), 5))  # one-class domain
+    assert torch.equal(target_classes({"label": src}, torch.tensor([0, 1, 1])), src)  # content labels kept
+
+    class ReturnsReference(Identity):
+        def translate(self, x, direction="AtoB", reference=None):
+            return reference
+
+    # unpaired digits: reference i is the B digit i, a different digit than source i; the translation IS the
+    # reference, so grouped by target class every class compares like with like
+    dm = BuiltinDigits(a="digits", b="digits")
+    res = evaluate_model(ReturnsReference(), dm, ["mfid_digits"], ["AtoB"], max_samples=150, cache_dir=str(tmp_path),
+                         reference=True)
+    by_source = evaluate_model(RandomImages(_images("digits")[0]), dm, ["mfid_digits"], ["AtoB"], max_samples=150,
+                               cache_dir=str(tmp_path))
+    assert res["mfid_digits_classes_AtoB"] == 10 and res["mfid_digits_AtoB"] < 1e-6 < by_source["mfid_digits_AtoB"]
+
+
+def test_attribute_scores_follow_the_classifier_output_shape():
+    from lit_i2i.metrics.scores import attribute_scores
+
+    one = torch.tensor([[2.0], [-2.0], [0.0], [4.0]])  # one logit: sigmoid, not a softmax over one column (= 1)
+    p, s = attribute_scores(one, 1)
+    assert p == pytest.approx(float(torch.sigmoid(one).mean())) and s == 0.5
+    assert attribute_scores(one, 0)[0] == pytest.approx(1 - p)
+    two = torch.tensor([[0.0, 1.0], [3.0, 0.0]])
+    assert attribute_scores(two, 1)[0] == pytest.approx(float(two.softmax(1)[:, 1].mean()))
+    multi = torch.zeros(3, 40)
+    multi[:, 31] = torch.tensor([5.0, -5.0, 5.0])  # CelebA's Smiling column
+    assert attribute_scores(multi, 1, index=31)[1] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="multi-label head"):
+        attribute_scores(multi, 1)
+    with pytest.raises(ValueError, match="shape"):
+        attribute_scores(torch.zeros(2, 3, 4), 1)
+
+
+def test_attribute_classifier_spec_with_a_column(tmp_path):
+    from lit_i2i.metrics.evaluate import parse_attribute_spec
+
+    assert parse_attribute_spec("pkg.mod:celeba#31@0") == ("pkg.mod:celeba", 0, 31)
+    assert parse_attribute_spec("accessory") == ("accessory", 1, None)
+    with pytest.raises(UserError, match="COLUMN"):
+        parse_attribute_spec("pkg.mod:f#x@1")
+
+
+def test_kid_std_is_unavailable_when_every_subset_is_the_whole_set_and_the_global_rngs_are_untouched(tmp_path):
+    real, fake = torch.randn(50, 8), torch.randn(50, 8) + 0.5
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    mean, std, size = kid(real, fake, subset_size=1000)
+    assert size == 50 and math.isnan(std) and mean > 0
+    assert torch.equal(torch.get_rng_state(), before)
+    m2, std2, size2 = kid(real, fake[:40], subset_size=1000)
+    assert size2 == 40 and std2 > 0
+    dm = BuiltinDigits(a="digits", b="digits")
+    res = evaluate_model(Identity(), dm, ["kid_digits"], ["AtoB"], max_samples=30, cache_dir=str(tmp_path),
+                         out_json=str(tmp_path / "m.json"))
+    assert math.isnan(res["kid_digits_std_AtoB"])
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert saved["metrics"]["kid_digits_std_AtoB"] is None and any("unavailable" in n for n in saved["notes"])

@@ -23,7 +23,7 @@ what the image looks like without it, so the papers' protocols become exact meas
   removal threshold 0.1, at 0.5, and at the best threshold (the README's protocol: chosen on the
   test set itself, so optimistic); the share of pixels of bar-free A images that the mask marks.
 - FID / KID (x100) of removal outputs against real A test images and of transfer outputs against
-  real B test images, on the 128-d features of the colored-digit classifier (the suite's
+  real B test images, on the 64-d features of the colored-digit classifier (the suite's
   ``fid_digits`` / ``kid_digits`` extractor).
 
 Two baseline columns calibrate every number: "input" (the output is the unchanged input) and

@@ -34,6 +34,12 @@ lpips           LPIPS
 cluster_acc,    the model's           (no direction suffix; needs ``model.cluster(x)``)
 nmi, ari        ``cluster(x)``
 =============== ===================== =====================================================
+
+mFID groups each fake by its *target* class (:func:`target_classes`): the reference's label when
+``reference`` is on, else the target domain's label when that domain is a single class, else the
+source label (content-preserving pairs such as the built-in digits). ``kid_std`` is NaN (shown
+``n/a``, written as null, not logged) when the subset size equals both sample counts. Attribute
+classifiers may have one logit, two, or a multi-label head (give the column: ``factory#COLUMN@CLASS``).
 """
 
 from __future__ import annotations
@@ -156,7 +162,7 @@ class DirectionPlan:
     src: str
     tgt: str
     digit_net: str | None = None          # built-in classifier name or 'pkg.mod:factory'
-    attribute: tuple[str, int] | None = None  # (classifier, class index of the target domain)
+    attribute: tuple[str, int, int | None] | None = None  # (classifier, target class, column of a multi-label head)
 
 
 class ModuleExtractor(torch.nn.Module):
@@ -174,6 +180,30 @@ class ModuleExtractor(torch.nn.Module):
             head = getattr(self.net, "head", None)
             return {"features": f, "logits": head(f) if head is not None else self.net(x)}
         return {"logits": self.net(x)}
+
+
+def parse_attribute_spec(spec: str, default_class: int = 1) -> tuple[str, int, int | None]:
+    """``'pkg.mod:factory[#COLUMN][@CLASS]'`` (or a built-in name) -> (classifier, target class, column)."""
+    name, _, cls = spec.partition("@")
+    name, _, column = name.partition("#")
+    try:
+        return name, int(cls) if cls else default_class, int(column) if column else None
+    except ValueError:
+        raise UserError(f"--metrics.attribute_classifier: {spec!r}: expected 'package.module:factory', "
+                        "optionally '#COLUMN' (a multi-label head's attribute) and '@CLASS' (integers)") from None
+
+
+def target_classes(fake: dict, real_labels: torch.Tensor) -> torch.Tensor:
+    """Each fake's target class, for mFID (FUNIT / TUNIT / StarGAN v2 group fakes by the class they were
+    translated *to*): the reference's label in reference-guided evaluation; else the target domain's
+    label when that domain is one class (multi-domain folders: a domain is a class); else the source
+    label, which a content-preserving translation keeps (digits -> colored digits: a 3 stays a 3)."""
+    if "target_label" in fake:
+        return fake["target_label"]
+    known = real_labels[real_labels >= 0].unique()
+    if len(known) == 1:
+        return torch.full_like(fake["label"], int(known[0]))
+    return fake["label"]
 
 
 # ------------------------------------------------------------------------------------- evaluator
@@ -236,15 +266,15 @@ class Evaluator:
 
                 spec = self.attribute_classifier.get(d)
                 if spec:
-                    name, _, cls = spec.partition("@")
-                    p.attribute = (name, int(cls) if cls else ATTRIBUTE_NET_FOR.get(target, (None, 1))[1])
+                    p.attribute = parse_attribute_spec(spec, ATTRIBUTE_NET_FOR.get(target, (None, 1))[1])
                 elif target in ATTRIBUTE_NET_FOR:
-                    p.attribute = ATTRIBUTE_NET_FOR[target]
+                    p.attribute = (*ATTRIBUTE_NET_FOR[target], None)
                 else:
                     raise UserError(
-                        f"attr_prob/attr_success need a binary classifier of the target domain {target!r} of {d}: "
+                        f"attr_prob/attr_success need an attribute classifier of the target domain {target!r} of {d}: "
                         f"pass --metrics.attribute_classifier '{{\"{d}\": \"package.module:factory@CLASS\"}}' "
-                        "(CLASS: the logit index meaning 'is the target domain')")
+                        "(CLASS: the class meaning 'is the target domain'; for a multi-label head add the "
+                        "attribute's column: 'package.module:factory#COLUMN@CLASS')")
             if "paired" in self.needs:
                 na, nb = len(dm.eval_dataset(src, self.split)), len(dm.eval_dataset(tgt, self.split))
                 if na != nb:
@@ -363,10 +393,13 @@ class Evaluator:
             x = batch["image"].to(device)
             idx, pos = block[pos:pos + len(x)], pos + len(x)
             reals = None
-            if self.reference or "paired" in self.needs:  # target item i goes with source item i
-                reals = torch.stack([tgt_ds[i % len(tgt_ds)]["image"] for i in idx]).to(device)
-            y = self._translate(model, x, p, reals if self.reference else None)
             out = {"label": torch.as_tensor(batch["label"]).long()}
+            if self.reference or "paired" in self.needs:  # target item i goes with source item i
+                items = [tgt_ds[i % len(tgt_ds)] for i in idx]
+                reals = torch.stack([t["image"] for t in items]).to(device)
+                if self.reference:  # reference-guided: the fake's target class is its reference's
+                    out["target_label"] = torch.as_tensor([int(t["label"]) for t in items]).long()
+            y = self._translate(model, x, p, reals if self.reference else None)
             for key in feature_nets:
                 out.update({f"{key}/{k}": v.float() for k, v in self._net(key, device)(y).items()})
             if p.attribute is not None:
@@ -431,8 +464,11 @@ class Evaluator:
                 res[f"kid{suffix}_{d}"], res[f"kid{suffix}_std_{d}"], res[f"kid{suffix}_subset_{d}"] = m, s, size
                 if size < self.kid_subset_size:
                     notes.append(f"kid{suffix}_{d}: subset size {size} (only {len(rf)} real / {len(ff)} fake images)")
+                if math.isnan(s):
+                    notes.append(f"kid{suffix}_std_{d}: unavailable: the subset size equals both sample counts, so "
+                                 "every subset is the whole set (evaluate more images than kid_subset_size)")
             if f"mfid{suffix}" in self.metrics:
-                v, k = scores.class_wise_fid(rf, reals[key]["label"], ff, fake["label"])
+                v, k = scores.class_wise_fid(rf, reals[key]["label"], ff, target_classes(fake, reals[key]["label"]))
                 if k:
                     res[f"mfid{suffix}_{d}"], res[f"mfid{suffix}_classes_{d}"] = v, k
                 else:
@@ -444,7 +480,10 @@ class Evaluator:
             else:
                 notes.append(f"acc_{d} skipped: the {p.src} images have no labels")
         if p.attribute is not None:
-            prob, success = scores.attribute_scores(fake["attribute/logits"], p.attribute[1])
+            try:
+                prob, success = scores.attribute_scores(fake["attribute/logits"], p.attribute[1], p.attribute[2])
+            except ValueError as e:
+                raise UserError(f"--metrics.attribute_classifier ({p.attribute[0]}, {d}): {e}") from None
             if "attr_prob" in self.metrics:
                 res[f"attr_prob_{d}"] = prob
             if "attr_success" in self.metrics:
@@ -490,7 +529,9 @@ def format_table(results: dict[str, float], directions: list[str]) -> str:
     width = max([len(r) for r in rows] + [6])
 
     def fmt(v):
-        return "" if v is None else (f"{v:.0f}" if float(v).is_integer() and abs(v) >= 10 else f"{v:.4f}")
+        if v is None or math.isnan(v):
+            return "" if v is None else "n/a"
+        return f"{v:.0f}" if float(v).is_integer() and abs(v) >= 10 else f"{v:.4f}"
 
     lines = [f"{'metric':<{width}}  " + "  ".join(f"{c:>10}" for c in cols)]
     lines += [f"{r:<{width}}  " + "  ".join(f"{fmt(vals.get(c)):>10}" for c in cols) for r, vals in rows.items()]
@@ -534,6 +575,7 @@ def evaluate_model(model, datamodule, metrics: list[str], directions: list[str] 
 def log_results(logger, results: dict[str, float], split: str) -> None:
     """Scalars ``<split>/<name>`` through the logger, and a ``wandb.Table`` where the logger is W&B's
     (a Lightning ``WandbLogger`` or anything with its ``log_table`` and ``experiment.log``)."""
+    results = {k: v for k, v in results.items() if v is not None and not math.isnan(v)}
     logger.log_metrics({f"{split}/{k}": v for k, v in results.items()})
     if hasattr(logger, "log_table") and hasattr(getattr(logger, "experiment", None), "log"):
         import wandb

@@ -6,14 +6,19 @@
   - :func:`kid`: Kernel Inception Distance (Binkowski et al. 2018) as torchmetrics'
     ``KernelInceptionDistance`` computes it: unbiased MMD^2 with the cubic polynomial kernel, mean and
     std over ``subsets`` random subsets of ``subset_size = min(1000, n_real, n_fake)`` samples (the
-    reported subset size; 1000 is torchmetrics' and torch-fidelity's default). Seeded, so repeatable.
-  - :func:`class_wise_fid` (mFID, as FUNIT/TUNIT): FID per class (fakes grouped by their source
-    label, reals by their label), averaged over the classes with >= 2 samples on both sides.
+    reported subset size; 1000 is torchmetrics' and torch-fidelity's default). Seeded with a private
+    generator (the global and CUDA RNGs are not touched), so repeatable. When the subset size equals
+    both sample counts every subset is the whole set, the std is not an estimate of anything and is
+    reported as NaN (unavailable), not 0.
+  - :func:`class_wise_fid` (mFID, as FUNIT/TUNIT/StarGAN v2): FID per *target* class (fakes grouped
+    by the class they were translated to, reals by their label), averaged over the classes with >= 2
+    samples on both sides. The evaluator decides each fake's target class (see ``evaluate``).
   - :func:`translation_accuracy`: a target-domain classifier on translations vs the source labels
     (OST Fig. 3 / Table 1, UNIT, DIDD's digit adaptation); labels -1 are left out.
   - :func:`attribute_scores`: mean probability of the target attribute and share classified as it
     (Press et al. Table 4 reports P(B) after B->A, i.e. ``1 - attr_prob_BtoA``; DIDD Table 1 and MBU
-    Table 6 "Class." report ``attr_success``).
+    Table 6 "Class." report ``attr_success``). The classifier's output shape decides how: one logit
+    (sigmoid), two logits (softmax), or a multi-label head with the attribute's column given.
   - :func:`content_distance`, :func:`style_distance`: OST Tables 2-3. Content = perceptual distance
     between input and output (mean squared difference of VGG relu4_2 activations, per image,
     averaged); style = distance between the average Gram matrix of translations and that of target
@@ -71,20 +76,22 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = KID_SUBSETS, subs
         seed: int = 0) -> tuple[float, float, int]:
     """(KID mean, KID std, subset size used), with ``subset size = min(subset_size, n_real, n_fake)``.
 
-    torchmetrics' ``KernelInceptionDistance`` with the global RNG seeded by ``seed``. Up to
-    :data:`KID_FAST_MAX` samples per set the same subsets are scored from kernel matrices computed once
-    (:func:`_kid_from_kernels`, equal to torchmetrics' loop to float64 rounding, ~30x faster).
+    torchmetrics' ``KernelInceptionDistance`` with its subsets drawn from a CPU generator seeded by
+    ``seed`` (the same draws as the global generator seeded so). Up to :data:`KID_FAST_MAX` samples per
+    set the same subsets are scored from kernel matrices computed once (:func:`_kid_from_kernels`, equal
+    to torchmetrics' loop to float64 rounding, ~30x faster). The std is NaN when every subset is the
+    whole of both sets (subset size = n_real = n_fake).
     """
     from torchmetrics.image.kid import KernelInceptionDistance
 
     _check(real, fake, "KID")
     real, fake = real.detach().cpu().double(), fake.detach().cpu().double()
     size = int(min(subset_size, len(real), len(fake)))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if max(len(real), len(fake)) <= KID_FAST_MAX:
-            mean, std = _kid_from_kernels(real, fake, subsets, size)
-        else:
+    if max(len(real), len(fake)) <= KID_FAST_MAX:
+        mean, std = _kid_from_kernels(real, fake, subsets, size, torch.Generator().manual_seed(seed))
+    else:  # torchmetrics draws from the global CPU generator: seed it alone and restore it afterwards
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
                 m = KernelInceptionDistance(feature=PassThrough(real.shape[1]), subsets=subsets, subset_size=size,
@@ -92,19 +99,21 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = KID_SUBSETS, subs
             m.update(real, real=True)
             m.update(fake, real=False)
             mean, std = m.compute()
-    return float(mean), float(std), size
+    std = float(std) if not size == len(real) == len(fake) else float("nan")
+    return float(mean), std, size
 
 
 KID_FAST_MAX = 5000
 
 
-def _kid_from_kernels(real: torch.Tensor, fake: torch.Tensor, subsets: int,
-                      m: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _kid_from_kernels(real: torch.Tensor, fake: torch.Tensor, subsets: int, m: int,
+                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """torchmetrics' KID (cubic polynomial kernel, unbiased MMD^2, the same ``torch.randperm`` draws in
     the same order) with the kernels computed once on all samples and each subset's sums taken from them."""
     from torchmetrics.image.kid import poly_kernel
 
-    draws = [(torch.randperm(len(real))[:m], torch.randperm(len(fake))[:m]) for _ in range(subsets)]
+    draws = [(torch.randperm(len(real), generator=generator)[:m], torch.randperm(len(fake), generator=generator)[:m])
+             for _ in range(subsets)]
     sel_r = torch.zeros(subsets, len(real), dtype=torch.float64)
     sel_f = torch.zeros(subsets, len(fake), dtype=torch.float64)
     for i, (pr, pf) in enumerate(draws):
@@ -120,7 +129,8 @@ def _kid_from_kernels(real: torch.Tensor, fake: torch.Tensor, subsets: int,
 
 def class_wise_fid(real: torch.Tensor, real_labels: torch.Tensor, fake: torch.Tensor,
                    fake_labels: torch.Tensor) -> tuple[float, int]:
-    """(mean of per-class FIDs, number of classes used); a class needs >= 2 samples on both sides."""
+    """(mean of per-class FIDs, number of classes used); ``fake_labels`` are the fakes' *target*
+    classes; a class needs >= 2 samples on both sides."""
     values = []
     for c in sorted(set(real_labels.tolist()) & set(fake_labels.tolist())):
         if c < 0:
@@ -143,10 +153,34 @@ def translation_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[fl
     return int((logits[keep].argmax(1) == labels[keep]).sum()) / n, n
 
 
-def attribute_scores(logits: torch.Tensor, target_class: int) -> tuple[float, float]:
-    """(mean probability of ``target_class``, share whose most probable class is ``target_class``)."""
-    p = logits.float().softmax(1)
-    return float(p[:, target_class].mean()), float((p.argmax(1) == target_class).float().mean())
+def attribute_scores(logits: torch.Tensor, target_class: int, index: int | None = None) -> tuple[float, float]:
+    """(mean probability that the target-domain attribute value holds, share of images where it does).
+
+    ``logits``: (N,) or (N, 1): one logit of "has the attribute" (sigmoid); (N, 2): two classes
+    (softmax, ``target_class`` is the target domain's column); (N, K > 2): a multi-label head (one
+    logit per attribute, e.g. CelebA's 40), read at column ``index`` with a sigmoid. For the one-logit
+    and multi-label cases ``target_class`` is 1 (the target domain has the attribute) or 0 (it has not).
+    Anything else raises ``ValueError`` naming the shape.
+    """
+    z = logits.float()
+    if z.ndim == 2 and z.shape[1] == 2 and index is None:
+        p = z.softmax(1)[:, target_class]
+    else:
+        if z.ndim == 2 and z.shape[1] == 1:
+            z = z[:, 0]
+        elif z.ndim == 2 and z.shape[1] > 2:
+            if index is None or not 0 <= index < z.shape[1]:
+                raise ValueError(f"an attribute classifier with {z.shape[1]} outputs is a multi-label head: give the "
+                                 f"attribute's column (index 0..{z.shape[1] - 1}), got {index}")
+            z = z[:, index]
+        elif z.ndim != 1:
+            raise ValueError(f"attribute classifier output of shape {tuple(logits.shape)}: expected (N,), (N, 1), "
+                             "(N, 2) or (N, K) logits")
+        if target_class not in (0, 1):
+            raise ValueError(f"a one-logit or multi-label attribute classifier needs target class 0 or 1, "
+                             f"got {target_class}")
+        p = z.sigmoid() if target_class == 1 else 1 - z.sigmoid()
+    return float(p.mean()), float((p > 0.5).float().mean())
 
 
 def content_distance(feat_in: torch.Tensor, feat_out: torch.Tensor) -> torch.Tensor:
