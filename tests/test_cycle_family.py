@@ -10,12 +10,14 @@ from helpers import check_steps, cli_fit, recording, tiny_data, trainer
 from lit_i2i.core import GANLoss, clip_weights_, feature_matching_loss
 from lit_i2i.methods.discogan import DiscoGAN
 from lit_i2i.methods.dualgan import DualGAN
-from lit_i2i.nets import DiscoDiscriminator, DiscoGenerator, count_params, discogan_depth
+from lit_i2i.nets import DiscoDiscriminator, DiscoGenerator, NLayerDiscriminator, count_params, discogan_depth
+from lit_i2i.nets.dualgan import DualCritic
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY_DISCO = dict(image_size=32, ngf=8, ndf=8)
-TINY_DUAL = dict(netG="unet_32", ngf=8, netD="n_layers", n_layers_D=2, ndf=8, use_dropout=False)
+TINY_DUAL = dict(netG="unet_32", ngf=8, ndf=8, image_size=32, use_dropout=False)  # the official critic
+TINY_DUAL_PATCH = dict(TINY_DUAL, netD="n_layers", n_layers_D=2)  # the paper's PatchGAN, smaller
 
 
 def _images(n=4, size=32, seed=0):
@@ -118,6 +120,45 @@ def test_discogan_one_update_per_iteration_touches_only_its_nets(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ DualGAN
+def _official_critic_params(c, df, s):
+    # duxingren14/DualGAN@fabe044 model.py discriminator: 5x5 convs with biases (strides 2, 2, 2, 1),
+    # tf.contrib batch_norm (scale + offset) on h1..h3, linear(flatten(h3) -> 1)
+    convs = 25 * (c * df + df * 2 * df + 2 * df * 4 * df + 4 * df * 8 * df) + (df + 2 * df + 4 * df + 8 * df)
+    return convs + 2 * (2 * df + 4 * df + 8 * df) + (s // 8) ** 2 * 8 * df + 1
+
+
+def test_dualgan_critic_is_the_wgan_era_official_net():
+    assert _official_critic_params(3, 64, 256) == 4_832_641
+    for c, df, s in ((3, 64, 256), (1, 64, 256), (3, 32, 32), (3, 8, 32)):
+        assert count_params(DualCritic(c, df, s)) == _official_critic_params(c, df, s), (c, df, s)
+    D = DualCritic(3, 8, 32)
+    kinds = [type(m).__name__ for m in D.modules() if not isinstance(m, (torch.nn.Sequential, DualCritic))]
+    assert kinds.count("Conv2d") == 4 and kinds.count("BatchNorm2d") == 3 and kinds[-1] == "Linear"
+    assert [m.kernel_size + m.stride for m in D.modules() if isinstance(m, torch.nn.Conv2d)] == \
+        [(5, 5, 2, 2)] * 3 + [(5, 5, 1, 1)]
+    assert all(m.bias is not None for m in D.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    y = D(x)
+    assert y.shape == (4, 1)
+    D.eval()  # batch statistics in eval mode too (the official is_training=True), and no running buffers
+    assert torch.allclose(D(x), y) and not list(D.buffers())
+    # TF 'SAME' padding of a stride-2 5x5 conv on an even size: 1 pixel before, 2 after
+    pad_conv = D.features[:2]
+    with torch.no_grad():
+        pad_conv[1].weight.fill_(1.0)
+        pad_conv[1].bias.zero_()
+        out = pad_conv(torch.ones(1, 3, 32, 32))
+    assert out.shape[-2:] == (16, 16)
+    assert out[0, 0, 0, 0].item() == 3 * 4 * 4 and out[0, 0, -1, -1].item() == 3 * 3 * 3  # symmetric pad 2: 27, 48
+    with pytest.raises(ValueError, match="32x32"):
+        D(torch.rand(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="divisible by 8"):
+        DualCritic(3, 8, 36)
+    model = DualGAN(**TINY_DUAL)
+    assert isinstance(model.netD_A, DualCritic) and isinstance(model.netD_B, DualCritic)
+    assert isinstance(DualGAN(**TINY_DUAL_PATCH).netD_A, NLayerDiscriminator)
+
+
 def test_wgan_loss_and_weight_clipping_on_known_inputs():
     gan, pred = GANLoss("wgan"), torch.tensor([1.0, 3.0])
     assert gan(pred, True).item() == -2 and gan(pred, False).item() == 2
@@ -133,9 +174,10 @@ def test_wgan_loss_and_weight_clipping_on_known_inputs():
     assert net[1].running_var.max() == 7.0  # buffers are not clipped
 
 
-def test_dualgan_loss_terms():
+@pytest.mark.parametrize("nets", [TINY_DUAL, TINY_DUAL_PATCH], ids=["official_critic", "patchgan"])
+def test_dualgan_loss_terms(nets):
     torch.manual_seed(0)
-    model = DualGAN(**TINY_DUAL)
+    model = DualGAN(**nets)
     a, b = _images()
     v = model.forward_cycle(a, b)
     g = model.generator_losses(v)
