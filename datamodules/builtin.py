@@ -178,6 +178,10 @@ class BuiltinDigits(TranslationDataModule):
         self.flip, self.train_limit = flip, train_limit
         self.name = f"builtin-{a}2{b}" + ("-paired" if paired else "")
 
+    def builtin_domain(self, domain: str) -> str | None:
+        """The built-in domain behind a domain letter (the metrics pick its shipped classifier)."""
+        return {"A": self.a, "B": self.b}.get(domain)
+
     def _half(self, domain: str) -> str:
         if self.paired:
             return "all"

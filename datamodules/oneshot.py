@@ -120,6 +120,14 @@ class OneShot(FileDataModule):
         """Fresh random augmentations of A at every call (or none with ``augment: false``)."""
         return self.transform(True, **self.a_augment) if self.augment else self.eval_transform()
 
+    def builtin_domain(self, domain: str) -> str | None:
+        """The built-in domain behind a domain letter where its evaluation images are built-in ones."""
+        if domain == "A" and not self.a_images and self.a_test_root is None:
+            return self.a_builtin
+        if domain == "B" and self.b_root is None:
+            return self.b_builtin
+        return None
+
     # -- sources ----------------------------------------------------------------------------------
     def eval_source(self, domain: str, split: str = "test"):
         if domain not in self.domains:

@@ -63,6 +63,9 @@ class TranslationMetrics(pl.Callback):
         kid_subsets, kid_subset_size: KID's subsets and their size (capped at the sample count).
         cache_dir: real-feature cache (default ``~/.cache/lit_i2i/features``); ``cache: false`` disables it.
         on_validation, on_test: evaluate at those stages.
+        at_fit_end: evaluate once more when training ends after the last evaluation (a run that stops
+            mid-epoch, by ``max_steps`` or a method's own length such as OST's ``phase2_steps``, or whose
+            last epoch is not a multiple of ``every_n_epochs``); logged as ``val/...``.
     """
 
     def __init__(self, metrics: list[str] | None = None, directions: list[str] | None = None, every_n_epochs: int = 1,
@@ -71,12 +74,13 @@ class TranslationMetrics(pl.Callback):
                  classifier: dict[str, str] | None = None, attribute_classifier: dict[str, str] | None = None,
                  classifier_seed: int = 0, reference: bool = False, kid_subsets: int = 100,
                  kid_subset_size: int = 1000, cache_dir: str | None = None, cache: bool = True,
-                 on_validation: bool = True, on_test: bool = True):
+                 on_validation: bool = True, on_test: bool = True, at_fit_end: bool = True):
         super().__init__()
         self.metrics = list(metrics or [])
         self.directions = list(directions or ["AtoB"])
         self.every_n_epochs = max(1, int(every_n_epochs))
-        self.on_validation, self.on_test = on_validation, on_test
+        self.on_validation, self.on_test, self.at_fit_end = on_validation, on_test, at_fit_end
+        self._evaluated_at: int | None = None  # global step of the last evaluation during fit
         self.evaluator = Evaluator(
             self.metrics, self.directions, split=split, max_samples=max_samples, batch_size=batch_size,
             inception_weights=inception_weights, vgg=vgg, vgg_weights=vgg_weights, classifier=classifier,
@@ -94,14 +98,20 @@ class TranslationMetrics(pl.Callback):
         if self.enabled:
             self.evaluator.plan(pl_module, trainer.datamodule)
 
-    def evaluate(self, trainer, pl_module, stage: str) -> dict[str, float]:
+    def evaluate(self, trainer, pl_module, stage: str, through_module: bool = True) -> dict[str, float]:
+        """Run the evaluator; log through ``pl_module.log`` (or straight to the loggers where Lightning
+        allows no ``self.log``, at the end of training)."""
         results, notes = self.evaluator.run(pl_module, trainer.datamodule, pl_module.device)
         logged = {}
         for k, v in results.items():
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 continue
             logged[f"{stage}/{k}"] = float(v)
-            pl_module.log(f"{stage}/{k}", float(v), sync_dist=True, on_step=False, on_epoch=True)
+            if through_module:
+                pl_module.log(f"{stage}/{k}", float(v), sync_dist=True, on_step=False, on_epoch=True)
+        if not through_module and trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics(logged, step=trainer.global_step)
         for n in notes:
             if n not in self._noted:
                 self._noted.add(n)
@@ -115,6 +125,13 @@ class TranslationMetrics(pl.Callback):
         fitting = trainer.state.fn == TrainerFn.FITTING  # `validate` evaluates every time
         if not fitting or (trainer.current_epoch + 1) % self.every_n_epochs == 0:
             self.evaluate(trainer, pl_module, "val")
+            if fitting:
+                self._evaluated_at = trainer.global_step
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.enabled and self.on_validation and self.at_fit_end and self._evaluated_at != trainer.global_step:
+            self.evaluate(trainer, pl_module, "val", through_module=False)
+            self._evaluated_at = trainer.global_step
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         if self.enabled and self.on_test:

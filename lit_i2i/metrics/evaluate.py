@@ -143,8 +143,9 @@ def split_direction(direction: str, domains) -> tuple[str, str]:
 
 
 def domain_name(dm, domain: str) -> str:
-    """The built-in name behind a domain letter: ``dm.a`` / ``dm.b`` for 'A' / 'B' when they are strings."""
-    name = getattr(dm, domain.lower(), None) if domain in ("A", "B") else None
+    """The built-in domain behind a domain letter (the datamodule's ``builtin_domain(letter)``: built-in
+    and one-shot data), else the letter (or a multi-domain folder's name) itself."""
+    name = dm.builtin_domain(domain) if hasattr(dm, "builtin_domain") else None
     return name if isinstance(name, str) else domain
 
 
