@@ -13,19 +13,36 @@ Datasets turn sources into the batch dicts of ../shared/DESIGN.md:
 
 Images are float tensors in [-1, 1]. Under DDP, Lightning inserts its DistributedSampler into the
 loaders (``use_distributed_sampler`` is left on), so each rank sees its own shard.
+
+Loaders never start more worker processes than the CPU cores this process may use (a config's
+``num_workers: 4`` on a 2-core laptop uses 2, said once). An image that turns out unreadable only when
+decoded (a truncated JPEG whose header is fine) stops the run with one line naming it, also from a
+worker process; with ``skip_bad_files: true`` it is skipped with a warning instead (:class:`SkipBad`).
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.io import load_image
 from datamodules.transforms import apply
+from lit_i2i.errors import BadImageError, UserError
+
+
+def available_cpus() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 class TensorSource:
@@ -118,6 +135,32 @@ class DomainDataset(Dataset):
         return {"image": apply(self.t, x), "label": label, "path": path}
 
 
+class SkipBad(Dataset):
+    """``dataset`` whose items that hit an unreadable image (:class:`BadImageError`) are replaced by
+    the next readable item (``skip=True``, a warning per file) or raise a one-line UserError saying
+    how to skip such files."""
+
+    def __init__(self, dataset: Dataset, skip: bool):
+        self.dataset, self.skip = dataset, skip
+        self.bad: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int):
+        for k in range(len(self.dataset)):
+            try:
+                return self.dataset[(i + k) % len(self.dataset)]
+            except BadImageError as e:
+                if not self.skip:
+                    raise BadImageError(f"{e} (set skip_bad_files: true to skip such files with a warning)",
+                                        e.path) from None
+                if e.path not in self.bad:
+                    self.bad.add(e.path)
+                    warnings.warn(f"skipped an unreadable image: {e}", stacklevel=2)
+        raise UserError(f"every item of the data is unreadable (e.g. {sorted(self.bad)[:1]})")
+
+
 class TranslationDataModule(pl.LightningDataModule):
     """Base of every datamodule: loader options, and the evaluation interface metrics rely on.
 
@@ -162,15 +205,36 @@ class TranslationDataModule(pl.LightningDataModule):
             self._sets[split] = self.build(split)
         return self._sets[split]
 
+    def input_shapes(self) -> list[tuple[str, str, tuple[int, ...]]]:
+        """(domain, path, (C, H, W)) of the images the networks will get in training, at least the
+        smallest ones: what the CLI checks against the model before training. Here: the first
+        training image of each domain (file-based datamodules look at every file's header)."""
+        out = []
+        for d in self.domains:
+            item = self.eval_dataset(d, "train")[0]
+            out.append((d, str(item["path"]), tuple(item["image"].shape)))
+        return out
+
     def eval_dataset(self, domain: str, split: str = "test") -> DomainDataset:
         """One domain of a split, un-augmented: what metrics and ``lit-i2i translate`` read."""
         return DomainDataset(self.eval_source(domain, split), self.eval_transform())
 
+    def workers(self) -> int:
+        """``num_workers``, at most the CPU cores available (said once when it is lowered)."""
+        n = min(self.num_workers, available_cpus())
+        if n < self.num_workers and not getattr(self, "_said_workers", False):
+            self._said_workers = True
+            rank_zero_info(f"data: num_workers {self.num_workers} is more than the {n} CPU core(s) available; "
+                           f"using {n} worker processes")
+        return n
+
     def loader(self, ds: Dataset, train: bool) -> DataLoader:
-        return DataLoader(ds, batch_size=self.batch_size if train else self.eval_batch_size, shuffle=train,
+        workers = self.workers()
+        return DataLoader(SkipBad(ds, getattr(self, "skip_bad_files", False)),
+                          batch_size=self.batch_size if train else self.eval_batch_size, shuffle=train,
                           drop_last=train and self.drop_last and len(ds) >= self.batch_size,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.persistent_workers)
+                          num_workers=workers, pin_memory=self.pin_memory,
+                          persistent_workers=self.persistent_workers and workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader(self.dataset("train"), train=True)

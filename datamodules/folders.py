@@ -23,7 +23,7 @@ from torchvision.transforms import v2
 
 from datamodules.base import FileSource, PairedDataset, TranslationDataModule, UnpairedDataset
 from datamodules.io import check_min_size, image_size, list_images, load_image, read_sizes, require_dir
-from datamodules.transforms import build_transform, min_input_size
+from datamodules.transforms import apply, build_transform, min_input_size
 from lit_i2i.errors import UserError
 
 #: Where a split's images live when its own folder is missing (the reference code's habit: val = test).
@@ -105,6 +105,8 @@ class FileDataModule(TranslationDataModule):
         self.skip_bad_files = skip_bad_files
         self._stage: str | None = None
         self._cache: dict = {}
+        #: (height, width) of every checked file (of each half for combined A|B files), from headers
+        self.header_sizes: dict[Path, tuple[int, int]] = {}
 
     # -- transforms ----------------------------------------------------------------------------
     def transform(self, train: bool, **augment) -> v2.Compose:
@@ -118,6 +120,19 @@ class FileDataModule(TranslationDataModule):
     def min_size(self) -> tuple[int, int] | None:
         return min_input_size(self.preprocess, self.load_size, self.crop_size, self.center_crop)
 
+    def input_shapes(self) -> list[tuple[str, str, tuple[int, ...]]]:
+        """The extreme images (least height, width and aspect either way) of the checked files, as
+        the networks get them: their size through the preprocessing, for every domain."""
+        if not self.header_sizes:
+            return super().input_shapes()
+        sizes = list(self.header_sizes.items())
+        extremes = {min(sizes, key=key)[0] for key in (lambda s: s[1][0], lambda s: s[1][1],
+                                                       lambda s: s[1][0] / s[1][1], lambda s: s[1][1] / s[1][0])}
+        t = self.eval_transform()
+        shapes = [(str(f), tuple(apply(t, torch.zeros(self.channels, *self.header_sizes[f], dtype=torch.uint8)).shape))
+                  for f in sorted(extremes)]
+        return [(d, f, shape) for d in self.domains for f, shape in shapes]
+
     # -- files ----------------------------------------------------------------------------------
     def cached(self, key, make: Callable):
         """``make()`` once per key (listing and checking a folder is done once per datamodule)."""
@@ -130,6 +145,7 @@ class FileDataModule(TranslationDataModule):
         def make():
             sizes = read_sizes(listing(), self.skip_bad_files, what)
             check_min_size(sizes, self.min_size())
+            self.header_sizes.update(sizes)
             return list(sizes)
         return self.cached(key, make)
 
@@ -298,7 +314,9 @@ class AlignedFolders(FileDataModule):
             if w != 2 * h:
                 raise UserError(f"aligned image {f} is {w}x{h} (WxH): a combined A|B image must be twice as wide "
                                 "as high (e.g. 512x256); use layout: two_folders for separate A and B files")
-        check_min_size({f: (h, w // 2) for f, (h, w) in sizes.items()}, self.min_size(), part=" (each half)")
+        halves = {f: (h, w // 2) for f, (h, w) in sizes.items()}
+        check_min_size(halves, self.min_size(), part=" (each half)")
+        self.header_sizes.update(halves)
         pair = _Combined(list(sizes), self.channels)
         return pair.half(0), pair.half(1)
 
@@ -333,6 +351,7 @@ class AlignedFolders(FileDataModule):
                 (ha, wa), (hb, wb) = sa[a[n]], sb[b[n]]
                 raise UserError(f"aligned pair differs in size: {a[n]} is {wa}x{ha} but {b[n]} is {wb}x{hb} (WxH)")
         check_min_size({a[n]: sa[a[n]] for n in keep}, self.min_size())
+        self.header_sizes.update({a[n]: sa[a[n]] for n in keep})
         return (FileSource([a[n] for n in keep], self.channels), FileSource([b[n] for n in keep], self.channels))
 
     def pairs(self, split: str):

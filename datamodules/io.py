@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torchvision.io import ImageReadMode, decode_image
 
-from lit_i2i.errors import UserError
+from lit_i2i.errors import BadImageError, UserError
 
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif")
 
@@ -40,14 +40,28 @@ def load_image(path: str | Path, channels: int = 3) -> torch.Tensor:
     """
     mode = ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
     try:
-        img = decode_image(str(path), mode=mode)
-    except FileNotFoundError as e:
-        raise UserError(f"image not found: {path}") from e
+        data = Path(path).read_bytes()  # Python's own errors: not found, permission denied, a folder
+        img = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
     except (RuntimeError, ValueError, OSError) as e:
-        raise UserError(f"not a readable image (corrupt or unknown format): {path}") from e
+        raise unreadable(path, e) from None
     if img.ndim == 4:  # animated GIF: first frame
         img = img[0]
     return img
+
+
+def unreadable(path: str | Path, e: Exception) -> BadImageError:
+    """The one-line error for an image file that cannot be read, saying why (what ``e`` was)."""
+    if isinstance(e, FileNotFoundError):
+        why = "image not found"
+    elif isinstance(e, PermissionError):
+        why = "permission denied: cannot read image (check the file's permissions)"
+    elif isinstance(e, IsADirectoryError):
+        why = "not an image file but a folder"
+    elif "truncated" in str(e).lower() or "incomplete" in str(e).lower() or "premature" in str(e).lower():
+        why = "truncated image (the file ends before its pixel data does)"
+    else:
+        why = "not a readable image (corrupt or unknown format)"
+    return BadImageError(f"{why}: {path}", str(path))
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -57,10 +71,8 @@ def image_size(path: str | Path) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             w, h = im.size
-    except FileNotFoundError as e:
-        raise UserError(f"image not found: {path}") from e
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise UserError(f"not a readable image (corrupt or unknown format): {path}") from e
+        raise unreadable(path, e) from None
     return h, w
 
 

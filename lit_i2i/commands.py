@@ -16,6 +16,19 @@ import torch
 from lit_i2i.errors import UserError
 
 
+class CommandParser(argparse.ArgumentParser):
+    """argparse for the extra subcommands, as strict as the Lightning ones: exact option names (no
+    prefix abbreviations), and a bad option is one UserError line with a "did you mean"."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def error(self, message: str):
+        from lit_i2i.cli import argument_error_line
+
+        raise UserError(argument_error_line(message, self, self.prog.removeprefix("lit-i2i ")))
+
+
 def _instantiate(spec: dict):
     from lit_i2i.cli import import_class
 
@@ -27,14 +40,10 @@ def load_run(ckpt: str | Path, config: str | Path | None = None, map_location: s
     """(model, data spec) from a checkpoint of ``lit-i2i fit``; ``config`` (a YAML) overrides the
     data spec stored in the checkpoint (e.g. to point ``root`` at the data on this machine)."""
     from lit_i2i.cli import import_class
+    from lit_i2i.core.safe_load import load_checkpoint
 
     ckpt = Path(ckpt)
-    if not ckpt.is_file():
-        raise UserError(f"--ckpt: checkpoint not found: {ckpt}")
-    try:
-        state = torch.load(ckpt, map_location=map_location, weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is a user error here
-        raise UserError(f"--ckpt: not a readable checkpoint: {ckpt} ({type(e).__name__})") from e
+    state = load_checkpoint(ckpt, "--ckpt", map_location)  # weights_only=True: a crafted pickle runs nothing
     cfg = state.get("lit_i2i_config")
     if not cfg or not cfg.get("model"):
         raise UserError(f"--ckpt: {ckpt} was not written by `lit-i2i fit` (no lit_i2i_config inside)")
@@ -48,7 +57,7 @@ def load_run(ckpt: str | Path, config: str | Path | None = None, map_location: s
         user = yaml.safe_load(p.read_text()) or {}
         data_spec = user.get("data", data_spec)
     cls = import_class(cfg["model"]["class_path"])
-    model = cls.load_from_checkpoint(ckpt, map_location=map_location)
+    model = cls.load_from_checkpoint(ckpt, map_location=map_location, weights_only=True)
     model.eval()
     return model, data_spec
 
@@ -60,7 +69,7 @@ def translate(argv: list[str]) -> int:
     from datamodules.io import IMG_EXTENSIONS, list_images, load_image
     from datamodules.transforms import apply, to_uint8
 
-    ap = argparse.ArgumentParser(prog="lit-i2i translate", description="Translate images with a trained checkpoint.")
+    ap = CommandParser(prog="lit-i2i translate", description="Translate images with a trained checkpoint.")
     ap.add_argument("--ckpt", required=True, help="checkpoint from lit-i2i fit (e.g. runs/quickstart/checkpoints/last.ckpt)")
     ap.add_argument("--input", required=True, help="an image file or a folder of images")
     ap.add_argument("--output", required=True, help="output folder (PNG files keep the input file names)")
@@ -85,7 +94,15 @@ def translate(argv: list[str]) -> int:
     else:
         raise UserError(f"--input: no such file or folder: {src}")
     out = Path(a.output)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--output: {out} is a file; give a folder (it is created if missing)")
     targets = [out / (f.stem + ".png") for f in files]
+    first: dict[Path, Path] = {}
+    for f, t in zip(files, targets):
+        if t in first:
+            raise UserError(f"--input: {first[t]} and {f} would both be written as {t}; "
+                            "rename one of them or translate them separately")
+        first[t] = f
     existing = [t for t in targets if t.exists()]
     if existing and not a.overwrite:
         raise UserError(f"--output: {len(existing)} file(s) already exist in {out} (e.g. {existing[0].name}); "
@@ -123,7 +140,7 @@ def translate(argv: list[str]) -> int:
 def evaluate(argv: list[str]) -> int:
     from lit_i2i.metrics import evaluate_model
 
-    ap = argparse.ArgumentParser(prog="lit-i2i evaluate", description="Evaluate a checkpoint; print a table; write JSON.")
+    ap = CommandParser(prog="lit-i2i evaluate", description="Evaluate a checkpoint; print a table; write JSON.")
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--config", default=None, help="YAML whose data section overrides the checkpoint's")
     ap.add_argument("--metrics", default="fid_digits,kid_digits,acc",
@@ -163,7 +180,7 @@ def train_classifier(argv: list[str]) -> int:
 
 
 def bench(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="lit-i2i bench", description="Benchmarks (printed tables, not tests).")
+    ap = CommandParser(prog="lit-i2i bench", description="Benchmarks (printed tables, not tests).")
     ap.add_argument("what", choices=["eval", "train"])
     a, rest = ap.parse_known_args(argv)
     if a.what == "eval":

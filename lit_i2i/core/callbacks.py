@@ -1,24 +1,31 @@
-"""Callbacks every run uses: image grids, the end-of-run summary (metrics.json), run tags.
+"""Callbacks every run uses: image grids, the end-of-run summary (metrics.json), saving on a signal.
 
 ``ImageGrid`` draws a fixed batch of the validation data through ``pl_module.visuals`` (rows are
-samples, columns the method's named visuals) every ``every_n_steps`` training batches and at the
-end of fit; it writes PNGs to ``<run>/grids/`` and logs them to W&B (as uint8: a float tensor logs
-black there) or TensorBoard. ``RunSummary`` writes ``<run>/metrics.json`` at the end of fit/test,
-with the last logged losses and every metric the ``TranslationMetrics`` callback computed, and
-prints a short table. The run folder is ``trainer.default_root_dir``.
+samples, columns the method's named visuals, named in a header strip) every ``every_n_steps``
+training batches and at the end of fit; it writes PNGs to ``<run>/grids/`` and logs them to W&B (as
+uint8: a float tensor logs black there) or TensorBoard. ``RunSummary`` writes ``<run>/metrics.json``
+at the end of fit (``metrics_test.json`` / ``metrics_validate.json`` for those runs, so a fit's file
+is never replaced), with the last logged losses and every metric the ``TranslationMetrics`` callback
+computed, and prints a short table. ``SaveOnSignal`` makes SIGTERM (a preempted cluster job) and a
+first Ctrl+C stop at the end of the current batch with ``last.ckpt`` saved. The run folder is
+``trainer.default_root_dir``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
-from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lit_i2i.core.visuals import save_grid, visual_grid
 
@@ -49,7 +56,7 @@ class ImageGrid(pl.Callback):
         with torch.no_grad():
             vis = pl_module.visuals(batch)
         pl_module.train(was)
-        grid = visual_grid(vis, max_rows=self.n_samples)
+        grid = visual_grid(vis, max_rows=self.n_samples, labels=True)
         step = trainer.global_step
         self.last_path = save_grid(grid, Path(trainer.default_root_dir) / "grids" / f"{tag}_step{step:07d}.png")
         caption = " | ".join(vis)
@@ -79,11 +86,19 @@ def _number(v) -> float | None:
 
 
 class RunSummary(pl.Callback):
-    """Writes ``metrics.json`` in the run folder at the end of fit and of test, and prints it."""
+    """Writes ``metrics.json`` in the run folder at the end of fit (``metrics_<stage>.json`` at the end
+    of a ``validate`` or ``test`` run) and prints it."""
 
     def __init__(self, filename: str = "metrics.json"):
         self.filename = filename
         self._t0 = time.time()
+
+    def path(self, trainer) -> Path:
+        """Where this run's summary goes: ``filename`` for fit, ``<stem>_<stage><suffix>`` otherwise."""
+        name, stage = Path(self.filename), getattr(trainer.state.fn, "value", trainer.state.fn)
+        if stage is not None and stage != "fit":
+            name = name.with_name(f"{name.stem}_{stage}{name.suffix}")
+        return Path(trainer.default_root_dir) / name
 
     def on_fit_start(self, trainer, pl_module):
         self._t0 = time.time()
@@ -102,25 +117,100 @@ class RunSummary(pl.Callback):
                 f = _number(v)
                 if f is not None:
                     out[k] = f
-                    # the flat name (acc_AtoB) as the issue asks, beside the logged one (val/acc_AtoB)
+                    # the flat name (acc_AtoB) beside the logged one (val/acc_AtoB), for scripts
                     out.setdefault(k.split("/", 1)[-1], f)
         return out
+
+    @staticmethod
+    def table(data: dict) -> list[str]:
+        """The printed rows: no training losses, each metric once (under its logged name when it has
+        both), numbers only."""
+        logged = {k.split("/", 1)[-1] for k in data if "/" in k}
+        keys = [k for k in data if not k.startswith("train/") and k not in logged
+                and (isinstance(data[k], str) or _number(data[k]) is not None)]
+        width = max(len(k) for k in keys)
+        return [f"  {k:<{width}}  {data[k]:.4f}" if isinstance(data[k], float) else f"  {k:<{width}}  {data[k]}"
+                for k in keys]
 
     @rank_zero_only
     def write(self, trainer, pl_module) -> None:
         data = self.collect(trainer, pl_module)
-        path = Path(trainer.default_root_dir) / self.filename
+        path = self.path(trainer)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2) + "\n")
-        keys = [k for k in data if not k.startswith("train/")]
-        width = max(len(k) for k in keys)
         print(f"\nrun summary ({path}):")
-        for k in keys:
-            v = data[k]
-            print(f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}")
+        print("\n".join(self.table(data)))
 
     def on_fit_end(self, trainer, pl_module):
         self.write(trainer, pl_module)
 
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.state.fn == "validate":  # a `validate` run, not fit's validation
+            self.write(trainer, pl_module)
+
     def on_test_end(self, trainer, pl_module):
         self.write(trainer, pl_module)
+
+
+class StopNow(SIGTERMException):
+    """A second Ctrl+C: stop at once, without saving (the step in progress may be half done)."""
+
+
+class SaveOnSignal(pl.Callback):
+    """SIGTERM (a preempted cluster job) or a first Ctrl+C during fit: stop at the end of the
+    current batch, save ``last.ckpt`` in the checkpoint folder (so ``--ckpt_path last`` continues),
+    and exit with 128 + the signal number (143, 130).
+
+    SIGTERM is Lightning's own handling (its signal connector sets ``trainer.received_sigterm`` and
+    the loops raise ``SIGTERMException`` at the next batch boundary, coordinated across DDP ranks);
+    Ctrl+C is routed into the same path. A second Ctrl+C stops at once without saving.
+    """
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous = None
+
+    def setup(self, trainer, pl_module, stage):
+        self.signum = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, lambda signum, frame: self._on_sigint(trainer))
+
+    def _on_sigint(self, trainer) -> None:
+        if self.signum == signal.SIGINT or trainer.state.fn != "fit":
+            raise StopNow(128 + signal.SIGINT)
+        self.signum = signal.SIGINT
+        print("\nlit-i2i: interrupted: stopping at the end of this batch and saving last.ckpt "
+              "(Ctrl+C again to stop at once, without saving)", file=sys.stderr, flush=True)
+        trainer._signal_connector.received_sigterm = True  # the loops' own stop-at-batch-end flag
+
+    def _restore(self) -> None:
+        if self._previous is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._previous)
+        self._previous = None
+
+    def last_path(self, trainer) -> Path:
+        cb = trainer.checkpoint_callback
+        if cb is not None and getattr(cb, "dirpath", None):
+            return Path(cb.dirpath) / f"{cb.CHECKPOINT_NAME_LAST}{cb.FILE_EXTENSION}"
+        return Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+
+    def on_exception(self, trainer, pl_module, exception):
+        self._restore()
+        if not isinstance(exception, SIGTERMException):
+            return
+        signum = self.signum or signal.SIGTERM
+        if not isinstance(exception, StopNow):
+            exception.code = 128 + signum
+        if isinstance(exception, StopNow) or trainer.state.fn != "fit":
+            rank_zero_info(f"lit-i2i: stopped by {signal.Signals(signum).name}; nothing saved")
+            return
+        path = self.last_path(trainer)
+        if trainer.checkpoint_callback is not None:  # so that the continued run writes last.ckpt, not last-v1.ckpt
+            trainer.checkpoint_callback.last_model_path = str(path)
+        trainer.save_checkpoint(path, weights_only=False)  # the whole state, to continue exactly
+        rank_zero_info(f"lit-i2i: stopped by {signal.Signals(signum).name} at step {trainer.global_step}; saved "
+                       f"{path} (continue with --ckpt_path last)")
+
+    def teardown(self, trainer, pl_module, stage):
+        self._restore()

@@ -6,7 +6,9 @@ Mode is decided once, before any W&B call:
   - no credentials (no ``WANDB_API_KEY``, no ``api.wandb.ai`` entry in ~/.netrc): offline;
   - credentials but ``api.wandb.ai:443`` not reachable within 3 s: offline.
 When it goes offline it prints one line saying where the run is and that ``wandb sync`` uploads it.
-Runs are tagged with the method and the dataset by the CLI (see ``lit_i2i.cli``).
+Runs are tagged with the method and the dataset by the CLI (see ``lit_i2i.cli``), which also ends the
+W&B run before the process exits (wandb's exit-time footer ignores that stderr is not a terminal and
+prints colour codes). Lightning's ``anonymous=None`` is not passed on (wandb warns about any value).
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class WandbLogger(_WandbLogger):
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         super().__init__(project=project, name=name, save_dir=save_dir, offline=bool(offline), tags=tags,
                          group=group, log_model=log_model, **kwargs)
+        if self._wandb_init.get("anonymous") is None:  # wandb warns "anonymous setting has no effect" for any value
+            self._wandb_init.pop("anonymous", None)
         if offline and env != "disabled":
             why = f" ({reason})" if reason else ""
             rank_zero_info(f"wandb: logging offline{why} to {Path(save_dir).resolve() / 'wandb'}; "

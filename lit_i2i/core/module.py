@@ -192,3 +192,12 @@ class TranslationModule(pl.LightningModule):
             if rng.get("cuda") is not None and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(rng["cuda"])
 
+    # ------------------------------------------------------------------ what the data must match
+    def io_channels(self) -> dict[str, tuple[str, int]]:
+        """Domain -> (init argument, channel count) of the images the nets take, from the common
+        hyper-parameter names (in_ch/out_ch, a_ch/b_ch, the reference code's input_nc/output_nc);
+        a domain the method names none of is left out. The CLI checks the data against it."""
+        names = {"A": ("in_ch", "a_ch", "input_nc"), "B": ("out_ch", "b_ch", "output_nc")}
+        found = {d: next((n for n in ns if n in self.hparams), None) for d, ns in names.items()}
+        return {d: (n, int(self.hparams[n])) for d, n in found.items() if n is not None}
+
