@@ -8,6 +8,11 @@ Domains (all 32x32, 3 channels, uint8 before the transform; deterministic given 
     and scale (0.8-1.15), and Gaussian noise.
   - ``accessory`` / ``no-accessory``: colored digits with and without an added object (a bar across
     the top rows, in a colour far from the background), with the object's ground-truth mask.
+  - ``street-digits``: printed digits in many fonts on textured photographic backgrounds with
+    neighbouring digits, blur and noise (``datamodules.street``): the MNIST -> SVHN stand-in, whose
+    gap to ``digits`` is a change of shape style, colour and clutter. Its images are generated, not
+    made from the scikit-learn digits, so it has its own index space (``street.indices``) and cannot
+    be paired with another domain.
 
 Splits: the 1,797 digits are shuffled once (fixed seed 0) and cut into two disjoint halves; domain
 A draws from the first half and domain B from the second (unpaired: no digit appears in both), and
@@ -34,7 +39,8 @@ from lit_i2i.errors import UserError
 DATA_VERSION = "1"  # bump when the rendering changes: cached classifiers and features are keyed by it
 SIZE = 32
 MIN_CONTRAST = 0.35
-DOMAINS = ("digits", "colored-digits", "accessory", "no-accessory")
+DOMAINS = ("digits", "colored-digits", "accessory", "no-accessory", "street-digits")
+GENERATED = ("street-digits",)  # domains with their own index space (not the scikit-learn digits)
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "horse")
 ACCESSORY_ROWS = (2, 6)   # the bar covers rows [2, 6) ...
 ACCESSORY_COLS = (6, 26)  # ... and columns [6, 26)
@@ -64,8 +70,13 @@ def halves() -> dict[tuple[str, str], np.ndarray]:
     return out
 
 
-def indices(half: str, split: str) -> np.ndarray:
-    """Digit indices of a half ('A', 'B' or 'all') and split ('train', 'val' = 'test', 'test')."""
+def indices(half: str, split: str, domain: str | None = None) -> np.ndarray:
+    """Image indices of a half ('A', 'B' or 'all') and split ('train', 'val' = 'test', 'test'): of the
+    scikit-learn digits, or of ``domain``'s own index space for a generated domain (street digits)."""
+    if domain in GENERATED:
+        from datamodules import street
+
+        return street.indices(half, split)
     split = "test" if split == "val" else split
     if half == "all":
         return np.sort(np.concatenate([halves()[("A", split)], halves()[("B", split)]]))
@@ -91,6 +102,11 @@ def render(domain: str, idx: np.ndarray | list[int], seed: int = 0) -> tuple[tor
     """
     if domain not in DOMAINS:
         raise UserError(f"unknown built-in domain {domain!r}; choose one of {', '.join(DOMAINS)}")
+    if domain == "street-digits":
+        from datamodules import street
+
+        imgs, labels = street.render(idx, seed)
+        return imgs, labels, torch.zeros(len(imgs), 1, SIZE, SIZE)
     masks, labels = digit_masks()
     idx = np.asarray(idx, dtype=np.int64)
     m = masks[idx]
@@ -132,7 +148,7 @@ def render(domain: str, idx: np.ndarray | list[int], seed: int = 0) -> tuple[tor
 
 @lru_cache(maxsize=32)
 def domain_source(domain: str, half: str, split: str, seed: int = 0) -> TensorSource:
-    idx = indices(half, split)
+    idx = indices(half, split, domain)
     imgs, labels, _ = render(domain, idx, seed)
     return TensorSource(imgs, labels, f"{domain}/{split}", index=idx.tolist())
 
@@ -174,6 +190,9 @@ class BuiltinDigits(TranslationDataModule):
         for opt, d in (("data.a", a), ("data.b", b)):
             if d not in DOMAINS:
                 raise UserError(f"{opt}: unknown built-in domain {d!r}; choose one of {', '.join(DOMAINS)}")
+        if paired and {a, b} & set(GENERATED):
+            raise UserError(f"data.paired: {' and '.join(sorted({a, b} & set(GENERATED)))} is generated, not "
+                            "rendered from the scikit-learn digits, so it has no aligned partner; use paired: false")
         self.a, self.b, self.paired, self.seed = a, b, paired, seed
         self.flip, self.train_limit = flip, train_limit
         self.name = f"builtin-{a}2{b}" + ("-paired" if paired else "")

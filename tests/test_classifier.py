@@ -57,7 +57,7 @@ def test_training_is_deterministic_and_the_command_writes_the_file(monkeypatch, 
     monkeypatch.setitem(C.RECIPES, "accessory", {"domains": {"no-accessory": [1], "accessory": [1]}, "repeats": 1,
                                                  "epochs": 1})
     real_indices = C.indices
-    monkeypatch.setattr(C, "indices", lambda half, split: real_indices(half, split)[:256])
+    monkeypatch.setattr(C, "indices", lambda half, split, domain=None: real_indices(half, split, domain)[:256])
     model, info = C.train_digit_classifier("accessory", seed=3, verbose=False)
     assert train_classifier_main(["--domain", "accessory", "--seed", "3", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -42,14 +42,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from datamodules.builtin import DATA_VERSION, indices, render
+from datamodules.street import STREET_VERSION, cache_root
 from lit_i2i.errors import UserError
 
 ARCH_VERSION = 1
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-NUM_CLASSES = {"digits": 10, "colored-digits": 10, "accessory": 2}
+NUM_CLASSES = {"digits": 10, "colored-digits": 10, "accessory": 2, "street-digits": 10}
 #: built-in domain -> the classifier that reads its digit (``acc``, ``fid_digits``, ``kid_digits``)
 DIGIT_NET_FOR = {"digits": "digits", "colored-digits": "colored-digits", "no-accessory": "colored-digits",
-                 "accessory": "colored-digits"}
+                 "accessory": "colored-digits", "street-digits": "street-digits"}
 #: built-in domain -> (attribute classifier, the class index meaning "is this domain")
 ATTRIBUTE_NET_FOR = {"accessory": ("accessory", 1), "no-accessory": ("accessory", 0)}
 #: training recipe per network: render seeds (per domain), epochs
@@ -58,12 +59,14 @@ RECIPES = {
     "colored-digits": {"domains": {"colored-digits": [1, 2, 3, 4, 5, 6], "accessory": [7, 8]},
                        "repeats": 1, "epochs": 4},
     "accessory": {"domains": {"no-accessory": [1, 2, 3], "accessory": [1, 2, 3]}, "repeats": 1, "epochs": 2},
+    # generated images: the train and test splits are different images, both rendered with seed 0
+    "street-digits": {"domains": {"street-digits": [0]}, "repeats": 1, "epochs": 8},
 }
 
 
-def cache_root() -> Path:
-    """``$LIT_I2I_CACHE`` or ``~/.cache/lit_i2i``: where trained classifiers and real features go."""
-    return Path(os.environ.get("LIT_I2I_CACHE", Path.home() / ".cache" / "lit_i2i")).expanduser()
+def data_version(net: str) -> str:
+    """The rendering version a network's weights depend on (its files are keyed by it)."""
+    return f"s{STREET_VERSION}" if net == "street-digits" else DATA_VERSION
 
 
 class DigitClassifier(nn.Module):
@@ -117,11 +120,11 @@ def labelled_set(net: str, split: str, seeds: dict[str, list[int]] | None = None
     """
     if net not in RECIPES:
         raise UserError(f"unknown digit classifier {net!r}; choose one of {', '.join(RECIPES)}")
-    idx = indices("all", split)
     if seeds is None:
         seeds = RECIPES[net]["domains"] if split == "train" else {d: [0] for d in RECIPES[net]["domains"]}
     xs, ys = [], []
     for domain, domain_seeds in seeds.items():
+        idx = indices("all", split, domain)
         for s in domain_seeds:
             img, label, _ = render(domain, idx, seed=s)
             if net == "accessory":
@@ -205,7 +208,7 @@ def _train(net: str, recipe: dict, seed: int, epochs: int, verbose: bool) -> tup
     model.eval()
     model.half().float()  # the accuracy reported is that of the float16 weights that are stored
     xt, yt = labelled_set(net, "test")
-    info = {"net": net, "seed": seed, "data_version": DATA_VERSION, "arch_version": ARCH_VERSION,
+    info = {"net": net, "seed": seed, "data_version": data_version(net), "arch_version": ARCH_VERSION,
             "epochs": epochs, "train_images": len(x), "test_images": len(xt),
             "test_accuracy": accuracy(model, xt, yt), "train_seconds": round(time.perf_counter() - t0, 1)}
     return model.requires_grad_(False), info
@@ -213,7 +216,7 @@ def _train(net: str, recipe: dict, seed: int, epochs: int, verbose: bool) -> tup
 
 # ---------------------------------------------------------------------------------------- files
 def asset_name(net: str, seed: int = 0) -> str:
-    return f"digit-{net}-data{DATA_VERSION}-arch{ARCH_VERSION}-seed{seed}.pt"
+    return f"digit-{net}-data{data_version(net)}-arch{ARCH_VERSION}-seed{seed}.pt"
 
 
 def save_classifier(model: DigitClassifier, info: dict, path: str | Path) -> Path:
@@ -249,11 +252,11 @@ def classifier_path(net: str, seed: int = 0, train_if_missing: bool = True) -> P
             return folder / name
     if not train_if_missing:
         shipped = sorted(p.name for p in ASSETS.glob(f"digit-{net}-*.pt"))
-        raise UserError(f"no {net} digit classifier for data version {DATA_VERSION}, seed {seed} "
+        raise UserError(f"no {net} digit classifier for data version {data_version(net)}, seed {seed} "
                         f"(shipped: {', '.join(shipped) or 'none'}); make one with "
                         f"`lit-i2i train-classifier --domain {net} --seed {seed}`")
     out = cache_root() / "classifiers" / name
-    print(f"lit-i2i: no {net} classifier for data version {DATA_VERSION}, seed {seed}: training one into {out} "
+    print(f"lit-i2i: no {net} classifier for data version {data_version(net)}, seed {seed}: training one into {out} "
           "(about a minute on a CPU)")
     model, info = train_digit_classifier(net, seed, verbose=False)
     save_classifier(model, info, out)
@@ -274,7 +277,7 @@ def load_digit_classifier(domain: str, seed: int = 0, train_if_missing: bool = T
     """
     import copy
 
-    key = (domain, seed, DATA_VERSION)
+    key = (domain, seed, data_version(domain))
     if key not in _LOADED:
         _LOADED[key] = _load_file(classifier_path(domain, seed, train_if_missing), domain)
     return copy.deepcopy(_LOADED[key])
