@@ -131,3 +131,69 @@ def make_partition(root: Path, n: int) -> dict[str, int]:
     parts = {f"{i + 1:06d}.jpg": (0, 0, 0, 1, 2)[i % 5] for i in range(n)}
     (Path(root) / "list_eval_partition.txt").write_text("".join(f"{k} {v}\n" for k, v in parts.items()))
     return parts
+
+
+# ------------------------------------------------------------------ torchvision's digit dataset files
+def digit_labels(n: int, offset: int = 0) -> np.ndarray:
+    """The labels the digit factories write: 0-9 cycling from ``offset`` (every file holds a zero)."""
+    return (np.arange(n) + offset) % 10
+
+
+def make_mnist(root: Path, n_train: int = 6, n_test: int = 4) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """torchvision's MNIST files, uncompressed idx (big-endian magic 0x0803 images / 0x0801 labels), in
+    ``root/MNIST/raw``; returns {split: (images (N, 28, 28) uint8, labels)}."""
+    raw = Path(root) / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
+        x, y = noise(n * 28, 28, seed=len(split), channels=1).reshape(n, 28, 28), digit_labels(n).astype(np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(np.array([0x0803, n, 28, 28], ">u4").tobytes() + x.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(np.array([0x0801, n], ">u4").tobytes() + y.tobytes())
+        out[split] = (x, y.astype(np.int64))
+    return out
+
+
+def make_svhn(root: Path, n_train: int = 6, n_test: int = 4) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """torchvision's SVHN files ``root/train_32x32.mat``, ``root/test_32x32.mat``: X (32, 32, 3, N) uint8,
+    y (N, 1) uint8 with 10 for the digit zero (the real files' convention); returns {split: (images
+    (N, 3, 32, 32), labels 0-9)}. torchvision checks their MD5: see :func:`svhn_checksums`."""
+    from scipy.io import savemat
+
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        x = noise(n * 32, 32, seed=10 + len(split)).reshape(n, 32, 32, 3)
+        y = digit_labels(n, offset=7)
+        Path(root).mkdir(parents=True, exist_ok=True)
+        savemat(Path(root) / f"{split}_32x32.mat", {"X": x.transpose(1, 2, 3, 0),
+                                                    "y": np.where(y == 0, 10, y).astype(np.uint8)[:, None]})
+        out[split] = (x.transpose(0, 3, 1, 2), y)
+    return out
+
+
+def svhn_checksums(root: Path) -> dict[str, str]:
+    """MD5 of the fake SVHN files: a test puts them in ``torchvision.datasets.SVHN.split_list`` so that
+    torchvision's integrity check runs (and passes) on them."""
+    import hashlib
+
+    return {split: hashlib.md5((Path(root) / f"{split}_32x32.mat").read_bytes()).hexdigest()
+            for split in ("train", "test") if (Path(root) / f"{split}_32x32.mat").is_file()}
+
+
+def make_usps(root: Path, n_train: int = 6, n_test: int = 4) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """torchvision's USPS files ``root/usps.bz2``, ``root/usps.t.bz2``: bz2 libsvm lines ``label
+    1:v ... 256:v`` with labels 1-10 (digit + 1) and pixel values in [-1, 1]; returns {split: (images
+    (N, 16, 16) uint8 as torchvision decodes them, labels 0-9)}."""
+    import bz2
+
+    out = {}
+    for split, name, n in (("train", "usps.bz2", n_train), ("test", "usps.t.bz2", n_test)):
+        v = np.random.default_rng(20 + len(split)).uniform(-1, 1, size=(n, 256)).astype(np.float32)
+        y = digit_labels(n, offset=5)
+        lines = [f"{label + 1} " + " ".join(f"{j + 1}:{val:.6f}" for j, val in enumerate(row)) + "\n"
+                 for label, row in zip(y, v)]
+        Path(root).mkdir(parents=True, exist_ok=True)
+        with bz2.open(Path(root) / name, "wt") as f:
+            f.writelines(lines)
+        parsed = np.asarray([[f"{val:.6f}" for val in row] for row in v], dtype=np.float32)
+        out[split] = (((parsed + 1) / 2 * 255).astype(np.uint8).reshape(n, 16, 16), y)
+    return out

@@ -18,16 +18,18 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def builtin_data(config: str) -> bool:
-    """Whether the config's data need no files: the built-in digits, one-shot data on built-in domains,
-    or a single pair of built-in photographs."""
-    from datamodules.builtin import PHOTOS
+    """Whether the config's data need no files: the built-in digits, digit data or one-shot data on
+    built-in domains (no real dataset), or a single pair of built-in photographs."""
+    from datamodules.builtin import DOMAINS, PHOTOS
 
     data = yaml.safe_load((ROOT / config).read_text())["data"]
     cls, args = data["class_path"].rsplit(".", 1)[-1], data.get("init_args") or {}
     if cls == "BuiltinDigits":
         return True
+    if cls == "DigitDatasets":
+        return all(args.get(k, d) in DOMAINS for k, d in (("a", "mnist"), ("b", "svhn")))
     if cls == "OneShot":
-        return not (args.get("a_images") or args.get("a_test_root") or args.get("b_root"))
+        return not any(args.get(k) for k in ("a_images", "a_test_root", "b_root", "a_dataset", "b_dataset"))
     if cls == "SinglePair":
         return all(args.get(k, d) in PHOTOS for k, d in (("a", "chelsea"), ("b", "coffee")))
     return False
