@@ -1,0 +1,390 @@
+"""``lit-i2i reproduce TABLE.yaml``: a paper table as a file and one command.
+
+A table file (``experiments/tables/<paper>_<table>.yaml``) names the paper and the table, says the
+protocol in words, and lists:
+
+- ``rows``: each a ``name``, a ``label``, a ``config`` (an ordinary ``lit-i2i fit`` config),
+  ``overrides`` (dotted option -> value, the same as ``--option value`` on the command line; values
+  may use ``{seed}``, ``{out}`` and ``{run:NAME}``, the run folder of another row of the same seed, or
+  of a ``once`` row), and optionally ``once: true`` (one run for all seeds, e.g. OST's shared Phase I)
+  and ``table: false`` (a run other rows need, not a row of the table);
+- ``evaluate``: the evaluation protocol, the keyword arguments of
+  :func:`lit_i2i.metrics.evaluate_model` (``metrics``, ``directions``, ``split``, ``max_samples``,
+  ``reference``, ``classifier``, ...), run on every finished (row, seed) from its ``last.ckpt``;
+  a row may replace any of them with its own ``evaluate`` section;
+- ``columns``: ``key`` (a result key such as ``acc_AtoB``), ``label``, ``better`` (higher / lower),
+  and the paper's value of each row (``paper: {row: value}``);
+- ``claims``: checkable sentences, ``"ROW_A > ROW_B on KEY"`` (``>``, ``<``, ``>=``, ``<=``), each
+  marked holds / does not hold from the means over seeds;
+- ``seeds`` and ``seed_args`` (how a seed enters a run; default ``--seed_everything {seed}``);
+- ``proxy``: the same table on built-in data at CPU size: its own ``seeds``, ``overrides`` for every
+  row, and per-row ``config`` / ``overrides`` / ``evaluate`` replacements (``rows: {name: {...}}``).
+
+Every (row, seed) is an ordinary run folder ``OUT/<row>/seed<k>`` (``OUT/<row>`` for a ``once`` row)
+made by ``lit-i2i fit``, so every tool of the suite works on it. A run whose evaluation file exists
+is skipped; one with a ``last.ckpt`` but no evaluation resumes from it (``--ckpt_path last``). At the
+end ``OUT/table.md`` and ``OUT/table.json`` hold, for every cell, the paper's value beside ours
+(mean ± std over seeds, n) and each claim's verdict; the table is also logged as a ``wandb.Table`` in
+the W&B group of the table (offline without credentials, as every run of the suite).
+
+Launchers: ``local`` runs the fits one after the other in this process; ``submitit`` submits one
+SLURM job per (row, seed) through submitit (each job a normal, possibly multi-GPU ``lit-i2i fit``:
+Lightning reads the SLURM environment); calling ``reproduce`` again collects the results and submits
+what is missing. ``--dry_run`` prints the resolved runs and their commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shlex
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lit_i2i.errors import UserError
+
+EVAL_FILE = "table_eval.json"
+CLAIM = re.compile(r"^\s*(\S+)\s*(>=|<=|>|<)\s*(\S+)\s+on\s+(\S+)\s*$")
+
+
+@dataclass
+class Run:
+    """One ``lit-i2i fit`` of a table: a row at a seed (``seed`` None for a ``once`` row)."""
+
+    row: str
+    seed: int | None
+    config: str
+    folder: Path
+    args: list[str]
+    evaluate: dict
+    in_table: bool = True
+    needs: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return self.row if self.seed is None else f"{self.row}/seed{self.seed}"
+
+    def fit_argv(self) -> list[str]:
+        argv = ["fit", "--config", self.config, "--trainer.default_root_dir", str(self.folder), *self.args]
+        if (self.folder / "checkpoints" / "last.ckpt").is_file():
+            argv += ["--ckpt_path", "last"]
+        return argv
+
+    def command(self) -> str:
+        return "lit-i2i " + " ".join(shlex.quote(a) for a in self.fit_argv())
+
+    @property
+    def done(self) -> bool:
+        return (self.folder / EVAL_FILE).is_file() or (not self.in_table and (self.folder / "metrics.json").is_file())
+
+    @property
+    def started(self) -> bool:
+        return (self.folder / "checkpoints" / "last.ckpt").is_file()
+
+
+# ------------------------------------------------------------------------------------------ the file
+def load_table(path: str | Path) -> dict:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"reproduce: table file not found: {p}")
+    try:
+        spec = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"reproduce: {p} is not valid YAML: {e}") from None
+    for k in ("paper", "table", "rows", "columns"):
+        if k not in spec:
+            raise UserError(f"reproduce: {p} has no '{k}' section")
+    names = [r.get("name") for r in spec["rows"]]
+    if len(set(names)) != len(names) or not all(names):
+        raise UserError(f"reproduce: {p}: every row needs a unique name, got {names}")
+    for c in spec.get("claims") or []:
+        m = CLAIM.match(c)
+        if not m or m.group(1) not in names or m.group(3) not in names:
+            raise UserError(f"reproduce: {p}: cannot read the claim {c!r}; write 'ROW_A > ROW_B on KEY' with two row names")
+    spec["_path"] = str(p)
+    spec["_id"] = p.stem
+    return spec
+
+
+def _fmt(value, seed: int | None, out: Path, folders: dict[str, Path]) -> str:
+    s = str(value)
+    if seed is not None:
+        s = s.replace("{seed}", str(seed))
+    s = s.replace("{out}", str(out))
+
+    def run(m):
+        name = m.group(1)
+        if name not in folders:
+            raise UserError(f"reproduce: {{run:{name}}} names no row")
+        return str(folders[name])
+    return re.sub(r"\{run:([^}]+)\}", run, s)
+
+
+def _as_args(overrides: dict, seed, out, folders) -> list[str]:
+    args = []
+    for k, v in (overrides or {}).items():
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        elif isinstance(v, (list, dict)):
+            v = json.dumps(v)
+        args += [f"--{k}", _fmt(v, seed, out, folders)]
+    return args
+
+
+def plan(spec: dict, out: Path, proxy: bool = False, rows: list[str] | None = None,
+         seeds: int | None = None) -> list[Run]:
+    """The runs of a table (rows x seeds), in the order they must run (``once`` rows first)."""
+    px = spec.get("proxy") or {}
+    if proxy and not px:
+        raise UserError(f"reproduce: {spec['_path']} has no proxy section")
+    n_seeds = seeds or (px.get("seeds") if proxy else None) or spec.get("seeds", 1)
+    seed_args = spec.get("seed_args") or ["--seed_everything", "{seed}"]
+    all_rows = {r["name"]: r for r in spec["rows"]}
+    if rows:
+        unknown = [r for r in rows if r not in all_rows]
+        if unknown:
+            raise UserError(f"reproduce --rows: unknown row(s) {', '.join(unknown)}; the table has {', '.join(all_rows)}")
+        wanted = set(rows)
+        for r in rows:  # rows another wanted row needs come along
+            for v in (all_rows[r].get("overrides") or {}).values():
+                wanted |= set(re.findall(r"\{run:([^}]+)\}", str(v)))
+        selected = [r for r in spec["rows"] if r["name"] in wanted]
+    else:
+        selected = spec["rows"]
+    runs: list[Run] = []
+    once = [r for r in selected if r.get("once")]
+    per_seed = [r for r in selected if not r.get("once")]
+    once_folders = {r["name"]: out / r["name"] for r in once}
+    for group, seed_list in ((once, [None]), (per_seed, list(range(n_seeds)))):
+        for seed in seed_list:
+            folders = {**once_folders, **{r["name"]: out / r["name"] / f"seed{seed}" for r in per_seed}}
+            for r in group:
+                pr = (px.get("rows") or {}).get(r["name"], {}) if proxy else {}
+                config = pr.get("config") or (px.get("config") if proxy else None) or r.get("config")
+                if not config:
+                    raise UserError(f"reproduce: row {r['name']} has no config")
+                overrides = {**(r.get("overrides") or {}), **((px.get("overrides") or {}) if proxy else {}),
+                             **(pr.get("overrides") or {})}
+                args = _as_args(overrides, seed, out, folders)
+                if seed is not None:
+                    args += [_fmt(a, seed, out, folders) for a in seed_args]
+                evaluate = {**(spec.get("evaluate") or {}), **((px.get("evaluate") or {}) if proxy else {}),
+                            **(r.get("evaluate") or {}), **(pr.get("evaluate") or {})}
+                needs = sorted(set(re.findall(r"\{run:([^}]+)\}", json.dumps(overrides))))
+                runs.append(Run(r["name"], seed, config, folders[r["name"]], args, evaluate,
+                                in_table=r.get("table", True) and not r.get("once"), needs=needs))
+    return runs
+
+
+# ------------------------------------------------------------------------------------------ running
+def run_one(run: Run) -> dict:
+    """Fit (or resume) one run, then evaluate it; returns its results. Safe to call in a fresh process."""
+    from lit_i2i.cli import main
+
+    if not (run.folder / "metrics.json").is_file() or not (run.folder / "checkpoints" / "last.ckpt").is_file():
+        code = main(run.fit_argv())
+        if code != 0:
+            raise UserError(f"reproduce: {run.key}: `{run.command()}` failed (exit {code})")
+    if not run.in_table:
+        return {}
+    return evaluate_run(run)
+
+
+def evaluate_run(run: Run) -> dict:
+    from lit_i2i.commands import _instantiate, load_run
+    from lit_i2i.metrics import evaluate_model
+
+    ckpt = run.folder / "checkpoints" / "last.ckpt"
+    model, data_spec = load_run(ckpt)
+    dm = _instantiate(data_spec)
+    dm.setup("test")
+    opts = dict(run.evaluate)
+    metrics = opts.pop("metrics", None)
+    if not metrics:
+        raise UserError(f"reproduce: row {run.row} has no evaluate.metrics")
+    results = evaluate_model(model, dm, metrics, out_json=str(run.folder / EVAL_FILE), **opts)
+    return results
+
+
+def read_results(run: Run) -> dict[str, float]:
+    p = run.folder / EVAL_FILE
+    if not p.is_file():
+        return {}
+    return {k: v for k, v in json.loads(p.read_text()).get("metrics", {}).items() if v is not None}
+
+
+def submit(runs: list[Run], out: Path, slurm: dict) -> list:
+    """One SLURM job per run through submitit; a run whose needs are not done waits for a later call."""
+    try:
+        import submitit
+    except ImportError:
+        raise UserError("reproduce --launcher submitit needs submitit: pip install submitit") from None
+    cluster = slurm.pop("cluster", None)
+    ex = submitit.AutoExecutor(folder=str(out / "submitit"), cluster=cluster)
+    params = {k: v for k, v in slurm.items() if v is not None}
+    gpus = params.pop("gpus_per_node", None)
+    mapped = {"timeout_min": params.pop("time", None), "nodes": params.pop("nodes", None),
+              "slurm_partition": params.pop("partition", None), "slurm_account": params.pop("account", None)}
+    if gpus:
+        mapped.update(gpus_per_node=gpus, tasks_per_node=gpus)
+    ex.update_parameters(**{k: v for k, v in mapped.items() if v is not None})
+    jobs = []
+    for r in runs:
+        if r.done:
+            continue
+        waiting = [x.key for x in runs if x.row in r.needs and x.seed in (None, r.seed) and not x.done]
+        if waiting:
+            print(f"reproduce: {r.key} waits for {', '.join(waiting)} (call reproduce again when they finish)")
+            continue
+        job = ex.submit(run_one, r)
+        jobs.append((r, job))
+        print(f"reproduce: submitted {r.key} as job {job.job_id}")
+        if cluster == "debug":  # submitit's debug executor runs the job here, when its result is asked for
+            job.result()
+    return jobs
+
+
+# ------------------------------------------------------------------------------------------ the table
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
+
+
+def build_table(spec: dict, runs: list[Run], proxy: bool) -> dict:
+    rows = [r for r in spec["rows"] if r.get("table", True) and not r.get("once")]
+    planned = {r.row for r in runs}
+    rows = [r for r in rows if r["name"] in planned]
+    cells: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        cells[r["name"]] = {}
+        for c in spec["columns"]:
+            vals = [read_results(x).get(c["key"]) for x in runs if x.row == r["name"]]
+            vals = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
+            mean, std = _mean_std(vals) if vals else (None, None)
+            paper = (c.get("paper") or {}).get(r["name"])
+            cells[r["name"]][c["key"]] = {"mean": mean, "std": std, "n": len(vals), "paper": paper, "values": vals}
+    verdicts = []
+    for claim in spec.get("claims") or []:
+        a, op, b, key = CLAIM.match(claim).groups()
+        va, vb = (cells.get(a, {}).get(key) or {}).get("mean"), (cells.get(b, {}).get(key) or {}).get("mean")
+        if va is None or vb is None:
+            verdict = "not measured"
+        else:
+            ok = {">": va > vb, "<": va < vb, ">=": va >= vb, "<=": va <= vb}[op]
+            verdict = "holds" if ok else "does not hold"
+        verdicts.append({"claim": claim, "verdict": verdict, "a": va, "b": vb})
+    return {"paper": spec["paper"], "table": spec["table"], "protocol": spec.get("protocol", ""),
+            "proxy": proxy, "proxy_protocol": (spec.get("proxy") or {}).get("protocol") if proxy else None,
+            "rows": [{"name": r["name"], "label": r.get("label", r["name"])} for r in rows],
+            "columns": [{k: c.get(k) for k in ("key", "label", "better")} for c in spec["columns"]],
+            "cells": cells, "claims": verdicts}
+
+
+def table_markdown(t: dict) -> str:
+    def num(v):
+        return "" if v is None else (f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}")
+
+    head = ["row"] + [f"{c.get('label') or c['key']} ({'↑' if c.get('better') == 'higher' else '↓'}) ours | paper"
+                      for c in t["columns"]]
+    lines = [f"**{t['paper']}**, {t['table']}" + (" — proxy on built-in data" if t["proxy"] else ""), "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in t["rows"]:
+        out = [r["label"]]
+        for c in t["columns"]:
+            cell = t["cells"][r["name"]][c["key"]]
+            ours = "—" if cell["mean"] is None else (
+                f"{num(cell['mean'])}" + ("" if cell["n"] < 2 else f" ± {num(cell['std'])}") + f" (n={cell['n']})")
+            out.append(f"{ours} | {num(cell['paper'])}")
+        lines.append("| " + " | ".join(out) + " |")
+    if t["claims"]:
+        lines += ["", "Claims:"] + [f"- {c['claim']}: **{c['verdict']}**" + (
+            "" if c["a"] is None or c["b"] is None else f" ({num(c['a'])} vs {num(c['b'])})") for c in t["claims"]]
+    return "\n".join(lines) + "\n"
+
+
+def log_table(t: dict, spec: dict, out: Path) -> None:
+    """The table as a ``wandb.Table`` in the table's W&B group (offline without credentials)."""
+    from lit_i2i.core.loggers import WandbLogger
+
+    try:
+        import wandb
+
+        logger = WandbLogger(save_dir=str(out), group=spec["_id"], name=f"{spec['_id']}-table", job_type="table")
+        cols = ["row"] + [f"{c['key']} ours" for c in t["columns"]] + [f"{c['key']} paper" for c in t["columns"]]
+        data = [[r["name"]] + [t["cells"][r["name"]][c["key"]]["mean"] for c in t["columns"]]
+                + [t["cells"][r["name"]][c["key"]]["paper"] for c in t["columns"]] for r in t["rows"]]
+        logger.experiment.log({"table": wandb.Table(columns=cols, data=data)})
+        logger.finalize("success")
+        if getattr(logger.experiment, "finish", None):
+            logger.experiment.finish()
+    except Exception as e:  # noqa: BLE001 - the table files are the result; W&B is a copy
+        print(f"reproduce: the W&B copy of the table was not logged ({type(e).__name__}: {e})")
+
+
+# ------------------------------------------------------------------------------------------ command
+def reproduce_main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="lit-i2i reproduce", description="Reproduce a paper table from its table file.")
+    ap.add_argument("table", help="a table file, e.g. experiments/tables/ost_table1.yaml")
+    ap.add_argument("--proxy", action="store_true", help="the table's proxy: built-in data, CPU-sized")
+    ap.add_argument("--rows", default=None, help="comma-separated subset of the rows")
+    ap.add_argument("--seeds", type=int, default=None, help="override the number of seeds")
+    ap.add_argument("--out", default=None, help="output folder (default runs/tables/<table>[-proxy])")
+    ap.add_argument("--dry_run", action="store_true", help="print the runs and their commands, run nothing")
+    ap.add_argument("--launcher", default="local", choices=["local", "submitit"])
+    ap.add_argument("--no_wandb", action="store_true", help="do not log the table to W&B")
+    for opt, what in (("partition", "SLURM partition"), ("account", "SLURM account"), ("time", "minutes per job"),
+                      ("nodes", "nodes per job"), ("gpus_per_node", "GPUs per node (= tasks per node)"),
+                      ("cluster", "submitit cluster: slurm (default), local or debug")):
+        ap.add_argument(f"--slurm.{opt}", dest=f"slurm_{opt}", default=None,
+                        type=int if opt in ("time", "nodes", "gpus_per_node") else str, help=what)
+    a = ap.parse_args(argv)
+    spec = load_table(a.table)
+    out = Path(a.out or f"runs/tables/{spec['_id']}{'-proxy' if a.proxy else ''}")
+    rows = [r.strip() for r in a.rows.split(",") if r.strip()] if a.rows else None
+    runs = plan(spec, out, a.proxy, rows, a.seeds)
+    if a.dry_run:
+        print(f"{spec['paper']}, {spec['table']}{' (proxy)' if a.proxy else ''}: {len(runs)} runs into {out}")
+        for r in runs:
+            state = "done" if r.done else ("resumes" if r.started else "to run")
+            print(f"  [{state}] {r.key}: {r.command()}")
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("WANDB_RUN_GROUP", spec["_id"])  # every run of the table in one W&B group
+    if a.launcher == "submitit":
+        slurm = {k[len("slurm_"):]: v for k, v in vars(a).items() if k.startswith("slurm_")}
+        cluster = slurm.get("cluster")
+        for r, job in submit(runs, out, slurm):
+            if cluster == "local":  # local subprocess jobs: wait for them, so that the table is complete
+                job.result()
+    else:
+        t0 = time.perf_counter()
+        for i, r in enumerate(runs):
+            if r.done:
+                print(f"reproduce: [{i + 1}/{len(runs)}] {r.key}: done, skipped")
+                continue
+            print(f"reproduce: [{i + 1}/{len(runs)}] {r.key}: {'resuming' if r.started else 'running'}: {r.command()}",
+                  flush=True)
+            run_one(r)
+        print(f"reproduce: {len(runs)} runs in {(time.perf_counter() - t0) / 60:.1f} min")
+    table = build_table(spec, runs, a.proxy)
+    (out / "table.json").write_text(json.dumps(table, indent=2) + "\n")
+    md = table_markdown(table)
+    (out / "table.md").write_text(md)
+    print("\n" + md + f"\nwrote {out / 'table.md'} and {out / 'table.json'}")
+    missing = [r.key for r in runs if r.in_table and not r.done]
+    if missing:
+        print(f"reproduce: {len(missing)} run(s) not finished yet ({', '.join(missing[:5])}...); call again to collect")
+    if not a.no_wandb:
+        log_table(table, spec, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(reproduce_main(sys.argv[1:]))

@@ -1,0 +1,117 @@
+"""``lit-i2i reproduce``: a tiny table (2 rows x 2 seeds, 2 steps, built-in data) end to end, skipping
+finished runs, resuming a killed one, the submitit path under its debug executor, dry runs, and the
+resolution of rows, seeds, proxies and shared runs."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lit_i2i import reproduce as R
+from lit_i2i.errors import UserError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = {"model.init_args.ngf": 8, "model.init_args.ndf": 8, "model.init_args.n_blocks": 1,
+        "trainer.max_steps": 4, "trainer.max_epochs": 1, "trainer.logger": False,
+        "trainer.enable_progress_bar": False, "data.init_args.train_limit": 32, "metrics.metrics": []}
+
+
+def tiny_table(tmp_path: Path, **extra) -> Path:
+    spec = {
+        "paper": "Zhu et al., CycleGAN (a test table)", "table": "Table T",
+        "protocol": "two tiny CycleGAN runs on built-in digits", "seeds": 2,
+        "rows": [{"name": "full", "label": "CycleGAN", "config": "experiments/quickstart.yaml", "overrides": TINY},
+                 {"name": "no_identity", "label": "without identity", "config": "experiments/quickstart.yaml",
+                  "overrides": {**TINY, "model.init_args.lambda_identity": 0.0}}],
+        "evaluate": {"metrics": ["acc"], "directions": ["AtoB"], "max_samples": 20},
+        "columns": [{"key": "acc_AtoB", "label": "acc A->B", "better": "higher",
+                     "paper": {"full": 0.5, "no_identity": 0.4}}],
+        "claims": ["full > no_identity on acc_AtoB"],
+        **extra}
+    p = tmp_path / "tiny.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    return p
+
+
+def test_a_tiny_table_end_to_end_then_skips_finished_runs_and_resumes_a_killed_one(tmp_path, cli_env, monkeypatch):
+    table, out = tiny_table(tmp_path), tmp_path / "out"
+    assert R.reproduce_main([str(table), "--out", str(out), "--no_wandb"]) == 0
+    t = json.loads((out / "table.json").read_text())
+    cell = t["cells"]["full"]["acc_AtoB"]
+    assert cell["n"] == 2 and cell["paper"] == 0.5 and 0 <= cell["mean"] <= 1 and len(cell["values"]) == 2
+    assert t["claims"][0]["verdict"] in ("holds", "does not hold")
+    md = (out / "table.md").read_text()
+    assert "CycleGAN" in md and "(n=2)" in md and "0.500" in md and "full > no_identity on acc_AtoB" in md
+    for row in ("full", "no_identity"):
+        for s in (0, 1):  # ordinary run folders
+            run = out / row / f"seed{s}"
+            assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "metrics.json").is_file()
+            assert (run / R.EVAL_FILE).is_file()
+    # a second call skips every finished run
+    monkeypatch.setattr(R, "run_one", lambda run: pytest.fail(f"{run.key} ran again"))
+    assert R.reproduce_main([str(table), "--out", str(out), "--no_wandb"]) == 0
+    monkeypatch.undo()
+    # a run killed after its last checkpoint resumes from it
+    killed = out / "full" / "seed1"
+    for f in ("metrics.json", R.EVAL_FILE):
+        (killed / f).unlink()
+    runs = R.plan(R.load_table(table), out)
+    k = next(r for r in runs if r.key == "full/seed1")
+    assert k.started and not k.done and k.fit_argv()[-2:] == ["--ckpt_path", "last"]
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    assert R.reproduce_main([str(table), "--out", str(out), "--no_wandb"]) == 0
+    assert (killed / R.EVAL_FILE).is_file()
+    assert torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+
+
+def test_submitit_debug_executor_runs_the_same_folders(tmp_path, cli_env):
+    pytest.importorskip("submitit")
+    table, out = tiny_table(tmp_path, seeds=1), tmp_path / "slurm"
+    assert R.reproduce_main([str(table), "--out", str(out), "--no_wandb", "--rows", "full", "--launcher", "submitit",
+                             "--slurm.cluster", "debug", "--slurm.partition", "gpu", "--slurm.time", "60"]) == 0
+    assert (out / "full" / "seed0" / R.EVAL_FILE).is_file() and (out / "submitit").is_dir()
+    t = json.loads((out / "table.json").read_text())
+    assert [r["name"] for r in t["rows"]] == ["full"] and t["cells"]["full"]["acc_AtoB"]["n"] == 1
+
+
+def test_plan_resolves_proxies_shared_runs_and_seeds(tmp_path, capsys):
+    spec = {"paper": "P", "table": "T", "seeds": 3, "seed_args": ["--seed_everything", "{seed}", "--data.init_args.seed", "{seed}"],
+            "rows": [{"name": "phase1", "once": True, "table": False, "config": "a.yaml",
+                      "overrides": {"model.init_args.phase2_steps": 0}},
+                     {"name": "full", "config": "a.yaml",
+                      "overrides": {"model.init_args.init_from": "{run:phase1}/checkpoints/last.ckpt", "model.init_args.x": True}}],
+            "columns": [{"key": "acc_AtoB"}], "evaluate": {"metrics": ["acc"]},
+            "proxy": {"seeds": 2, "config": "b.yaml", "overrides": {"trainer.max_steps": 10},
+                      "rows": {"full": {"overrides": {"model.init_args.ngf": 8}}}}}
+    p = tmp_path / "t.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    s = R.load_table(p)
+    runs = R.plan(s, tmp_path / "o")
+    assert [r.key for r in runs] == ["phase1", "full/seed0", "full/seed1", "full/seed2"]
+    full1 = runs[2]
+    assert full1.folder == tmp_path / "o" / "full" / "seed1" and full1.needs == ["phase1"]
+    assert str(tmp_path / "o" / "phase1" / "checkpoints" / "last.ckpt") in full1.args
+    assert full1.args[-4:] == ["--seed_everything", "1", "--data.init_args.seed", "1"] and "true" in full1.args
+    proxy = R.plan(s, tmp_path / "p", proxy=True)
+    assert [r.key for r in proxy] == ["phase1", "full/seed0", "full/seed1"]
+    assert all(r.config == "b.yaml" for r in proxy) and "--model.init_args.ngf" in proxy[1].args
+    assert "--trainer.max_steps" in proxy[0].args
+    assert [r.key for r in R.plan(s, tmp_path / "o", rows=["full"], seeds=1)] == ["phase1", "full/seed0"]
+    with pytest.raises(UserError, match="unknown row"):
+        R.plan(s, tmp_path / "o", rows=["nope"])
+    assert R.reproduce_main([str(p), "--out", str(tmp_path / "o"), "--dry_run"]) == 0
+    out = capsys.readouterr().out
+    assert "[to run] full/seed2: lit-i2i fit --config a.yaml" in out and "4 runs" in out
+
+
+def test_bad_table_files_are_one_line_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        R.load_table(tmp_path / "missing.yaml")
+    p = tmp_path / "t.yaml"
+    p.write_text(yaml.safe_dump({"paper": "P", "table": "T", "rows": [{"name": "a"}], "columns": [],
+                                 "claims": ["a beats b"]}))
+    with pytest.raises(UserError, match="cannot read the claim"):
+        R.load_table(p)
