@@ -33,7 +33,7 @@ def test_classifier_api_features_logits_and_any_input():
     assert model(torch.rand(2, 1, 64, 64) * 2 - 1).shape == (2, 10)  # grey and larger images are adapted
     assert C.DIGIT_NET_FOR["no-accessory"] == "colored-digits"  # pixel-identical renders, the same reader
     with pytest.raises(UserError, match="unknown digit classifier"):
-        load_digit_classifier("svhn")
+        load_digit_classifier("letters")
 
 
 def test_mismatched_data_version_refuses_or_trains_into_cache(monkeypatch, tmp_path):
@@ -66,3 +66,20 @@ def test_training_is_deterministic_and_the_command_writes_the_file(monkeypatch, 
     assert saved["info"]["test_accuracy"] == info["test_accuracy"]
     for k, v in model.state_dict().items():
         assert torch.equal(saved["state_dict"][k].to(v.dtype), v.half().to(v.dtype) if v.is_floating_point() else v), k
+
+
+def test_real_dataset_classifiers_are_trained_from_the_files_never_silently(monkeypatch, tmp_path, capsys):
+    from data_factory import make_mnist
+
+    monkeypatch.setenv("LIT_I2I_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(UserError, match="train-classifier --domain mnist --root"):
+        load_digit_classifier("mnist")
+    with pytest.raises(UserError, match="--root"):
+        train_classifier_main(["--domain", "mnist"])
+    root = tmp_path / "digits"
+    make_mnist(root, n_train=40, n_test=20)
+    assert train_classifier_main(["--domain", "mnist", "--root", str(root), "--epochs", "1"]) == 0
+    assert "test accuracy" in capsys.readouterr().out
+    clf = load_digit_classifier("mnist")  # found in the cache now, as the metrics will find it
+    assert clf.info["test_images"] == 20 and clf.info["data_version"] == "real1"
+    assert C.DIGIT_NET_FOR["svhn"] == "svhn"

@@ -47,10 +47,13 @@ from lit_i2i.errors import UserError
 
 ARCH_VERSION = 1
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-NUM_CLASSES = {"digits": 10, "colored-digits": 10, "accessory": 2, "street-digits": 10}
+#: real digit datasets (torchvision's files, ``datamodules.digit_datasets``): their classifiers are trained by
+#: ``lit-i2i train-classifier --domain svhn --root DIR`` into the cache (never shipped, never trained silently)
+REAL = ("mnist", "svhn", "usps")
+NUM_CLASSES = {"digits": 10, "colored-digits": 10, "accessory": 2, "street-digits": 10, **{d: 10 for d in REAL}}
 #: built-in domain -> the classifier that reads its digit (``acc``, ``fid_digits``, ``kid_digits``)
 DIGIT_NET_FOR = {"digits": "digits", "colored-digits": "colored-digits", "no-accessory": "colored-digits",
-                 "accessory": "colored-digits", "street-digits": "street-digits"}
+                 "accessory": "colored-digits", "street-digits": "street-digits", **{d: d for d in REAL}}
 #: built-in domain -> (attribute classifier, the class index meaning "is this domain")
 ATTRIBUTE_NET_FOR = {"accessory": ("accessory", 1), "no-accessory": ("accessory", 0)}
 #: training recipe per network: render seeds (per domain), epochs
@@ -61,11 +64,14 @@ RECIPES = {
     "accessory": {"domains": {"no-accessory": [1, 2, 3], "accessory": [1, 2, 3]}, "repeats": 1, "epochs": 2},
     # generated images: the train and test splits are different images, both rendered with seed 0
     "street-digits": {"domains": {"street-digits": [0]}, "repeats": 1, "epochs": 8},
+    **{d: {"domains": {d: [0]}, "repeats": 1, "epochs": 4} for d in REAL},
 }
 
 
 def data_version(net: str) -> str:
     """The rendering version a network's weights depend on (its files are keyed by it)."""
+    if net in REAL:
+        return "real1"
     return f"s{STREET_VERSION}" if net == "street-digits" else DATA_VERSION
 
 
@@ -113,13 +119,22 @@ def _to_float(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 127.5 - 1.0
 
 
-def labelled_set(net: str, split: str, seeds: dict[str, list[int]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def labelled_set(net: str, split: str, seeds: dict[str, list[int]] | None = None,
+                 root: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (uint8) and labels a network trains (``split="train"``) or is tested (``"test"``) on.
 
-    Test: every domain of the recipe rendered with seed 0 on ``indices("all", "test")``.
+    Test: every domain of the recipe rendered with seed 0 on ``indices("all", "test")``; a real
+    dataset's own split read from ``root``.
     """
     if net not in RECIPES:
         raise UserError(f"unknown digit classifier {net!r}; choose one of {', '.join(RECIPES)}")
+    if net in REAL:
+        from datamodules.digit_datasets import labelled_arrays
+
+        if root is None:
+            raise UserError(f"the {net} classifier trains on the {net} files: give --root DIR")
+        x, y = labelled_arrays(net, root, split, option="--root", fetch="--download")
+        return x.contiguous(), y
     if seeds is None:
         seeds = RECIPES[net]["domains"] if split == "train" else {d: [0] for d in RECIPES[net]["domains"]}
     xs, ys = [], []
@@ -163,8 +178,8 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return correct / max(len(x), 1)
 
 
-def train_digit_classifier(net: str, seed: int = 0, epochs: int | None = None, verbose: bool = True
-                           ) -> tuple[DigitClassifier, dict]:
+def train_digit_classifier(net: str, seed: int = 0, epochs: int | None = None, verbose: bool = True,
+                           root: str | Path | None = None) -> tuple[DigitClassifier, dict]:
     """Train one classifier from scratch, deterministically; returns (model, info with test accuracy)."""
     if net not in RECIPES:
         raise UserError(f"unknown digit classifier {net!r}; choose one of {', '.join(RECIPES)}")
@@ -173,16 +188,17 @@ def train_digit_classifier(net: str, seed: int = 0, epochs: int | None = None, v
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # results independent of the core count, and no thread contention on busy CPUs
     try:
-        return _train(net, recipe, seed, epochs, verbose)
+        return _train(net, recipe, seed, epochs, verbose, root)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(net: str, recipe: dict, seed: int, epochs: int, verbose: bool) -> tuple[DigitClassifier, dict]:
+def _train(net: str, recipe: dict, seed: int, epochs: int, verbose: bool,
+           root: str | Path | None = None) -> tuple[DigitClassifier, dict]:
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    x, y = labelled_set(net, "train")
+    x, y = labelled_set(net, "train", root=root)
     x = x.repeat(recipe["repeats"], 1, 1, 1)
     y = y.repeat(recipe["repeats"])
     model = DigitClassifier(NUM_CLASSES[net])
@@ -207,7 +223,7 @@ def _train(net: str, recipe: dict, seed: int, epochs: int, verbose: bool) -> tup
             print(f"  [{net}] epoch {ep + 1}/{epochs}  loss {total / n:.4f}  ({time.perf_counter() - t0:.0f} s)")
     model.eval()
     model.half().float()  # the accuracy reported is that of the float16 weights that are stored
-    xt, yt = labelled_set(net, "test")
+    xt, yt = labelled_set(net, "test", root=root)
     info = {"net": net, "seed": seed, "data_version": data_version(net), "arch_version": ARCH_VERSION,
             "epochs": epochs, "train_images": len(x), "test_images": len(xt),
             "test_accuracy": accuracy(model, xt, yt), "train_seconds": round(time.perf_counter() - t0, 1)}
@@ -250,6 +266,10 @@ def classifier_path(net: str, seed: int = 0, train_if_missing: bool = True) -> P
     for folder in (ASSETS, cache_root() / "classifiers"):
         if (folder / name).is_file():
             return folder / name
+    if net in REAL:
+        raise UserError(f"no {net} classifier in {cache_root() / 'classifiers'}: the accuracy protocol needs one "
+                        f"trained on {net} itself; make it with `lit-i2i train-classifier --domain {net} --root DIR` "
+                        f"(DIR: the folder holding torchvision's {net} files)")
     if not train_if_missing:
         shipped = sorted(p.name for p in ASSETS.glob(f"digit-{net}-*.pt"))
         raise UserError(f"no {net} digit classifier for data version {data_version(net)}, seed {seed} "

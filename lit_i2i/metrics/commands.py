@@ -21,7 +21,7 @@ from torch import nn
 
 
 def train_classifier_main(argv: list[str]) -> int:
-    from lit_i2i.metrics.classifier import (NUM_CLASSES, asset_name, cache_root, save_classifier,
+    from lit_i2i.metrics.classifier import (NUM_CLASSES, REAL, asset_name, cache_root, save_classifier,
                                             train_digit_classifier)
 
     ap = argparse.ArgumentParser(
@@ -33,13 +33,18 @@ def train_classifier_main(argv: list[str]) -> int:
     ap.add_argument("--out", default=None, help="output folder (default: ~/.cache/lit_i2i/classifiers; "
                                                 "lit_i2i/assets regenerates the shipped weights)")
     ap.add_argument("--epochs", type=int, default=None, help="default: the recipe's (see classifier.RECIPES)")
+    ap.add_argument("--root", default=None, help=f"for {', '.join(REAL)}: the folder holding torchvision's files")
     a = ap.parse_args(argv)
     out = Path(a.out) if a.out else cache_root() / "classifiers"
-    nets = list(NUM_CLASSES) if a.domain == "all" else [a.domain]
+    nets = [n for n in NUM_CLASSES if n not in REAL] if a.domain == "all" else [a.domain]
+    if a.domain in REAL and not a.root:
+        from lit_i2i.errors import UserError
+
+        raise UserError(f"--root: the {a.domain} classifier trains on the {a.domain} files; give the folder holding them")
     rows = []
     for net in nets:
         print(f"training the {net} classifier (seed {a.seed}) ...")
-        model, info = train_digit_classifier(net, a.seed, a.epochs)
+        model, info = train_digit_classifier(net, a.seed, a.epochs, root=a.root)
         path = save_classifier(model, info, out / asset_name(net, a.seed))
         rows.append((net, info["test_accuracy"], info["test_images"], info["train_seconds"], path))
         print(f"  {net}: test accuracy {info['test_accuracy']:.4f} on {info['test_images']} images, "
