@@ -54,6 +54,8 @@ class OneShot(FileDataModule):
         dataset_root: the folder of torchvision's dataset files (``datamodules.digit_datasets``).
         download: let torchvision fetch missing dataset files (needs network).
         seed: the built-in rendering seed and the draw of the A images.
+        shot_seed: draw the A images with this seed instead (the rendering keeps ``seed``): a table's seeds
+            vary the single sample while every run sees the same rendered domains.
         augment: False gives the A image(s) no random augmentation at all.
         a_scale: random zoom of A (area range of a random resized crop); None: off.
         a_rotation: random rotation of A, in degrees; 0: off.
@@ -68,7 +70,7 @@ class OneShot(FileDataModule):
                  a_index: list[int] | None = None, k: int = 1, a_test_root: str | None = None,
                  b_root: str | None = None, b_test_root: str | None = None, b_builtin: str | None = "colored-digits",
                  a_dataset: str | None = None, b_dataset: str | None = None, dataset_root: str = "datasets/digits",
-                 download: bool = False, seed: int = 0, augment: bool = True,
+                 download: bool = False, seed: int = 0, shot_seed: int | None = None, augment: bool = True,
                  a_scale: tuple[float, float] | None = (0.8, 1.0),
                  a_rotation: float = 7.0, a_flip: bool = False, a_color_jitter: float = 0.0,
                  b_rotation: float = 0.0, preprocess: str = "resize", load_size: int = 32, crop_size: int = 32, flip: bool = False,
@@ -83,6 +85,7 @@ class OneShot(FileDataModule):
         self.b_root = Path(b_root).expanduser() if b_root else None
         self.b_test_root = Path(b_test_root).expanduser() if b_test_root else self.b_root
         self.b_builtin, self.seed = b_builtin, seed
+        self.shot_seed = seed if shot_seed is None else shot_seed
         self.a_dataset, self.b_dataset, self.dataset_root, self.download = a_dataset, b_dataset, dataset_root, download
         self.augment = augment
         self.a_augment = dict(scale=a_scale, rotation=a_rotation, flip=a_flip, color_jitter=a_color_jitter)
@@ -129,7 +132,7 @@ class OneShot(FileDataModule):
             else:
                 if self.k > len(pool):
                     raise UserError(f"data.k: {self.k} is more than the {len(pool)} {name} training images")
-                idx = np.random.default_rng(self.seed).choice(len(pool), self.k, replace=False).tolist()
+                idx = np.random.default_rng(self.shot_seed).choice(len(pool), self.k, replace=False).tolist()
             return take(pool, idx)
         return self.cached("shots", make)
 

@@ -133,6 +133,8 @@ def _as_args(overrides: dict, seed, out, folders) -> list[str]:
     for k, v in (overrides or {}).items():
         if isinstance(v, bool):
             v = "true" if v else "false"
+        elif v is None:
+            v = "null"
         elif isinstance(v, (list, dict)):
             v = json.dumps(v)
         args += [f"--{k}", _fmt(v, seed, out, folders)]

@@ -115,3 +115,21 @@ def test_bad_table_files_are_one_line_errors(tmp_path):
                                  "claims": ["a beats b"]}))
     with pytest.raises(UserError, match="cannot read the claim"):
         R.load_table(p)
+
+
+TABLES = sorted(str(p.relative_to(Path(__file__).resolve().parents[1]))
+                for p in (Path(__file__).resolve().parents[1] / "experiments" / "tables").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_every_shipped_table_dry_runs_real_and_proxy(table, tmp_path, cli_env, capsys):
+    spec = R.load_table(table)
+    assert R.reproduce_main([table, "--dry_run", "--out", str(tmp_path / "real")]) == 0
+    runs = R.plan(spec, tmp_path / "real")
+    assert runs and all(Path(r.config).is_file() for r in runs)
+    if spec.get("proxy"):
+        assert R.reproduce_main([table, "--dry_run", "--proxy", "--out", str(tmp_path / "proxy")]) == 0
+        assert all(Path(r.config).is_file() for r in R.plan(spec, tmp_path / "proxy", proxy=True))
+    for c in spec["columns"]:  # every paper value belongs to a row of the table
+        assert set(c.get("paper") or {}) <= {r["name"] for r in spec["rows"]}
+    assert "lit-i2i fit --config" in capsys.readouterr().out
