@@ -149,6 +149,10 @@ def render(domain: str, idx: np.ndarray | list[int], seed: int = 0) -> tuple[tor
 @lru_cache(maxsize=32)
 def domain_source(domain: str, half: str, split: str, seed: int = 0) -> TensorSource:
     idx = indices(half, split, domain)
+    if domain == "street-digits":  # rendered on demand
+        from datamodules.street import StreetSource
+
+        return StreetSource(idx, seed, f"{domain}/{split}")
     imgs, labels, _ = render(domain, idx, seed)
     return TensorSource(imgs, labels, f"{domain}/{split}", index=idx.tolist())
 
@@ -219,7 +223,8 @@ class BuiltinDigits(TranslationDataModule):
         src = self.eval_source(domain, split)
         if split == "train" and self.train_limit:
             n = self.train_limit
-            src = TensorSource(src.images[:n], src.labels[:n], src.name, src.index[:n])
+            src = src.subset(range(min(n, len(src)))) if hasattr(src, "subset") else TensorSource(
+                src.images[:n], src.labels[:n], src.name, src.index[:n])
         return src
 
     def build(self, split: str):

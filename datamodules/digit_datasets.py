@@ -58,6 +58,8 @@ class DatasetSource(TensorSource):
 def take(source: TensorSource, idx) -> TensorSource:
     """The items ``idx`` (positions) of an in-memory source, of the same kind (paths, labels kept)."""
     idx = list(idx)
+    if hasattr(source, "subset"):  # a lazily rendered source (street digits) stays lazy
+        return source.subset(idx)
     labels = source.labels[idx] if source.labels is not None else None
     return type(source)(source.images[idx], labels, source.name, [source.index[i] for i in idx])
 

@@ -15,9 +15,11 @@ other images are rendered with it. An image (rendered at 64x64 and downsampled t
 
 Index spaces: half ``A`` holds images 0-9,999 (train) and 10,000-11,999 (test), half ``B`` images
 20,000-29,999 and 30,000-31,999, so the two halves share no image (unpaired data); ``all`` is both.
-Rendered sets are cached in memory and on disk (``$LIT_I2I_CACHE/builtin``, keyed by
-:data:`STREET_VERSION`, the seed and the index range); the first rendering of a 10,000-image split
-takes about 20 s on one core.
+A split is a :class:`StreetSource`: its labels are known at once (the first draw of each image's
+generator), its images are rendered on demand, one by one as a loader asks for them (a short run or
+an evaluation of N images renders only those), or all at once where ``.images`` is read (classifier
+training), then cached in memory and on disk (``$LIT_I2I_CACHE/builtin``, keyed by
+:data:`STREET_VERSION`, the seed and the indices; a 10,000-image split takes about a minute on one core).
 """
 
 from __future__ import annotations
@@ -177,11 +179,20 @@ def _stroke_colour(rng: np.random.Generator, bg: np.ndarray, mask: np.ndarray) -
     return np.ones(3) if ref < 0.5 else np.zeros(3)
 
 
+def _rng(index: int, seed: int) -> np.random.Generator:
+    return np.random.default_rng([seed, int(index), 2024])
+
+
+def labels_of(idx, seed: int = 0) -> torch.Tensor:
+    """The labels of images ``idx`` without rendering them (each image's first random draw)."""
+    return torch.tensor([int(_rng(i, seed).integers(10)) for i in np.asarray(idx, dtype=np.int64)], dtype=torch.long)
+
+
 def render_one(index: int, seed: int = 0) -> tuple[np.ndarray, int]:
     """One street digit: (uint8 (3, 32, 32), label)."""
     from PIL import Image, ImageFilter
 
-    rng = np.random.default_rng([seed, int(index), 2024])
+    rng = _rng(index, seed)
     label = int(rng.integers(10))
     bg = _background(rng)
     glyph, _ = _glyphs(rng, label)
@@ -220,3 +231,45 @@ def render(idx, seed: int = 0, cache: bool = True) -> tuple[torch.Tensor, torch.
         torch.save({"images": images, "labels": labels}, tmp)
         os.replace(tmp, path)
     return images, labels
+
+
+class StreetSource:
+    """A split of street digits, rendered lazily (see the module docstring); the source interface of
+    ``datamodules.base`` (``len``, ``[i] -> (uint8 image, label, path)``, ``.images``, ``.labels``,
+    ``.index``, ``.name``) plus :meth:`subset`."""
+
+    def __init__(self, index, seed: int = 0, name: str = "street-digits"):
+        self.index = [int(i) for i in index]
+        self.seed, self.name = seed, name
+        self.labels = labels_of(self.index, seed)
+        self._images: torch.Tensor | None = None
+        self._items: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def images(self) -> torch.Tensor:
+        """Every image, rendered once (from the disk cache when there)."""
+        if self._images is None:
+            self._images, _ = render(self.index, self.seed)
+        return self._images
+
+    def __getitem__(self, i: int):
+        if self._images is not None:
+            x = self._images[i]
+        else:
+            if i not in self._items:
+                self._items[i] = torch.from_numpy(render_one(self.index[i], self.seed)[0])
+            x = self._items[i]
+        return x, int(self.labels[i]), f"builtin://{self.name}/{self.index[i]}"
+
+    def subset(self, positions) -> "StreetSource":
+        """The items at ``positions``, still lazy (rendered images are shared)."""
+        positions = [int(p) for p in positions]
+        out = StreetSource([self.index[p] for p in positions], self.seed, self.name)
+        if self._images is not None:
+            out._images = self._images[positions]
+        else:
+            out._items = {k: self._items[p] for k, p in enumerate(positions) if p in self._items}
+        return out

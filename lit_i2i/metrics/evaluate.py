@@ -33,6 +33,8 @@ psnr, ssim,     - / - / AlexNet       (paired data only; lpips skipped with a no
 lpips           LPIPS
 cluster_acc,    the model's           (no direction suffix; needs ``model.cluster(x)``)
 nmi, ari        ``cluster(x)``
+cls_acc         the model's own       ``cls_acc_<domain>``: ``model.classify(x, domain)`` vs labels
+                classifier            (UNIT's domain adaptation)
 =============== ===================== =====================================================
 
 mFID groups each fake by its *target* class (:func:`target_classes`): the reference's label when
@@ -65,6 +67,7 @@ METRICS = {
     "content": "vgg", "style": "vgg",
     "psnr": "paired", "ssim": "paired", "lpips": "paired",
     "cluster_acc": "cluster", "nmi": "cluster", "ari": "cluster",
+    "cls_acc": "classify",
 }
 PAIRED = ("psnr", "ssim", "lpips")
 
@@ -246,7 +249,7 @@ class Evaluator:
             raise UserError("metrics need a datamodule with eval_dataset(domain, split) (a lit-i2i datamodule)")
         domains = tuple(getattr(dm, "domains", ("A", "B")))
         plans = []
-        for d in self.directions if self.needs - {"cluster"} else []:
+        for d in self.directions if self.needs - {"cluster", "classify"} else []:
             src, tgt = split_direction(d, domains)
             can = getattr(model, "directions", None)
             if can is not None and d not in tuple(can) and set(domains) == {"A", "B"}:
@@ -290,6 +293,9 @@ class Evaluator:
             from lit_i2i.metrics.weights import resolve_weights, torchvision_spec
 
             resolve_weights(torchvision_spec(self.vgg), self.vgg_weights)
+        if "classify" in self.needs and not callable(getattr(model, "classify", None)):
+            raise UserError(f"cls_acc needs a model with its own classifier: {type(model).__name__} has no "
+                            "classify(x, domain) method")
         if "cluster" in self.needs and not callable(getattr(model, "cluster", None)):
             raise UserError(f"cluster_acc/nmi/ari need the model to assign clusters: {type(model).__name__} has no "
                             "cluster(x) method")
@@ -359,6 +365,8 @@ class Evaluator:
                 notes += n
             if "cluster" in self.needs:
                 results.update(self._clustering(model, dm, device))
+            if "classify" in self.needs:
+                results.update(self._classification(model, dm, device))
         finally:
             model.train(was_training)
         if self._lpips_note and "lpips" in self.metrics:
@@ -512,6 +520,23 @@ class Evaluator:
         g = out.gather(device)
         fns = {"cluster_acc": scores.cluster_accuracy, "nmi": scores.nmi, "ari": scores.ari}
         return {m: fns[m](g["pred"], g["true"]) for m in fns if m in self.metrics}
+
+
+    def _classification(self, model, dm, device) -> dict[str, float]:
+        """``cls_acc_<domain>``: the model's own classifier (``classify(x, domain)``, e.g. UNIT's
+        domain-adaptation head) on every labelled test image of each domain."""
+        res = {}
+        for dom in getattr(dm, "domains", ("A", "B")):
+            ds = dm.eval_dataset(dom, self.split)
+            out = _Outputs()
+            for batch in self._loader(ds, self._block(self._n(ds), "cls_acc")):
+                logits = model.classify(batch["image"].to(device), dom)
+                out.add({"logits": logits.float(), "label": torch.as_tensor(batch["label"]).long()})
+            g = out.gather(device)
+            acc, n = scores.translation_accuracy(g["logits"], g["label"])
+            if n:
+                res[f"cls_acc_{dom}"] = acc
+        return res
 
 
 # ------------------------------------------------------------------------------------- entry point
