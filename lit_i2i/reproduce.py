@@ -18,7 +18,8 @@ protocol in words, and lists:
   marked holds / does not hold from the means over seeds;
 - ``seeds`` and ``seed_args`` (how a seed enters a run; default ``--seed_everything {seed}``);
 - ``proxy``: the same table on built-in data at CPU size: its own ``seeds``, ``overrides`` for every
-  row, and per-row ``config`` / ``overrides`` / ``evaluate`` replacements (``rows: {name: {...}}``).
+  row, per-row ``config`` / ``overrides`` / ``evaluate`` replacements (``rows: {name: {...}}``), and
+  ``skip``: the rows that have no built-in stand-in.
 
 Every (row, seed) is an ordinary run folder ``OUT/<row>/seed<k>`` (``OUT/<row>`` for a ``once`` row)
 made by ``lit-i2i fit``, so every tool of the suite works on it. A run whose evaluation file exists
@@ -161,6 +162,8 @@ def plan(spec: dict, out: Path, proxy: bool = False, rows: list[str] | None = No
         selected = [r for r in spec["rows"] if r["name"] in wanted]
     else:
         selected = spec["rows"]
+    if proxy:  # rows without a built-in stand-in
+        selected = [r for r in selected if r["name"] not in (px.get("skip") or [])]
     runs: list[Run] = []
     once = [r for r in selected if r.get("once")]
     per_seed = [r for r in selected if not r.get("once")]
