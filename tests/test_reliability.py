@@ -142,7 +142,8 @@ def test_ckpt_path_of_another_method_is_refused_naming_both(tmp_path, capsys, ru
     _, ckpt = run
     root = tmp_path / "p2p"
     line = one_error(capsys, "fit", "--config", "experiments/pix2pix/digits.yaml", "--ckpt_path", str(ckpt),
-                     "--trainer.default_root_dir", str(root), *QUIET)
+                     "--trainer.default_root_dir", str(root), "--trainer.max_steps", "2",
+                     "--data.init_args.train_limit", "16", *QUIET)
     assert "CycleGAN" in line and "Pix2Pix" in line
     assert not (root / "checkpoints").exists()
 
