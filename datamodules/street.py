@@ -18,7 +18,7 @@ Index spaces: half ``A`` holds images 0-9,999 (train) and 10,000-11,999 (test), 
 A split is a :class:`StreetSource`: its labels are known at once (the first draw of each image's
 generator), its images are rendered on demand, one by one as a loader asks for them (a short run or
 an evaluation of N images renders only those), or all at once where ``.images`` is read (classifier
-training), then cached in memory and on disk (``$LIT_I2I_CACHE/builtin``, keyed by
+training) or once 512 have been asked for (a long run), then cached in memory and on disk (``$LIT_I2I_CACHE/builtin``, keyed by
 :data:`STREET_VERSION`, the seed and the indices; a 10,000-image split takes about a minute on one core).
 """
 
@@ -255,7 +255,15 @@ class StreetSource:
             self._images, _ = render(self.index, self.seed)
         return self._images
 
+    #: after this many images rendered one by one, the whole split is rendered (and cached on disk)
+    EAGER_AFTER = 512
+
     def __getitem__(self, i: int):
+        if self._images is None and not self._items and len(self) >= 256 and _cache_file(
+                np.asarray(self.index), self.seed).is_file():
+            _ = self.images  # rendered before: load the whole split from the disk cache
+        if self._images is None and len(self._items) >= self.EAGER_AFTER:
+            _ = self.images  # a long run touches most images: render them all once, and cache them
         if self._images is not None:
             x = self._images[i]
         else:
