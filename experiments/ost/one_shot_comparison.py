@@ -1,28 +1,36 @@
-"""OST's one-shot claim on the built-in digits -> colored digits: with ONE sample of A, OST translates
-far better than UNIT or CycleGAN trained on the same single sample, and better than OST without
-selective backpropagation (Benaim & Wolf 2018, Figure 3 and Table 1).
+"""OST's one-shot claims on built-in digit pairs: with ONE sample of A, OST translates better than UNIT
+or CycleGAN trained on the same single sample (Benaim & Wolf 2018, Figure 3), and each of its parts
+matters (Table 1: augmentation, the one-way cycle, selective backpropagation).
 
-For each of ``--seeds`` choices of the single A digit x (drawn from the A training split with
-``numpy.random.default_rng(seed)``, as ``OneShot(seed=...)`` draws it; the rendering seed stays 0):
-  - OST: Phase II from one shared Phase I checkpoint (a VAE-GAN on colored digits only: it never sees
-    A, so one Phase I serves every x, as the official code loads one Phase I checkpoint per run);
-  - OST without selective backprop (the same Phase I, ``selective_backprop: false``);
-  - UNIT trained from scratch on x (fresh augmentations) and the colored digits;
-  - CycleGAN trained from scratch on the same data.
-Every run sees the same batches of the one-shot datamodule (x freshly augmented in every item).
-Translation accuracy: every digit of the A test split is translated A->B and classified by the
-shipped colored-digits classifier (``lit_i2i.metrics``); the share equal to the source label.
-That classifier reads white-on-black digits too (untranslated A test digits score ~0.99), so accuracy
-alone cannot tell a translation from a copy: the script also reports the "B rate", the share of
-translations that a small domain classifier (trained here, in seconds, on noisy A training digits
-vs B training digits) calls colored digits, and a reference row for the identity map. Image grids of
-the first test digits and their translations go to ``--out``/grids.
+Pairs (``--pair``; several comma-separated run one after the other):
+  - ``digits2colored``: digits -> colored digits (a near pixel-local recolouring: easy, see the README);
+  - ``digits2street`` / ``street2digits``: handwritten digits <-> street digits (printed digits on
+    photographic backgrounds with neighbours: the MNIST <-> SVHN stand-in).
+
+Rows (``--table``, or ``--rows`` for any subset):
+  - ``figure3``: ``OST`` (the full method), ``OST-noSB`` (without selective backprop), ``UNIT-1`` and
+    ``CycleGAN-1`` (trained from scratch on the same single sample);
+  - ``table1``: the paper's 11 ablation rows (augmentation x cycle x selective backprop, the row with
+    no Phase II update of the shared layers, the two-way cycle rows), with the paper's MNIST->SVHN /
+    SVHN->MNIST numbers beside ours.
+
+For each of ``--seeds`` choices of the single A image x (drawn from the A training split with
+``numpy.random.default_rng(seed)``, as ``OneShot(seed=...)`` draws it; the rendering seed stays 0),
+every OST row runs Phase II from one shared Phase I checkpoint per pair (a VAE-GAN on B only: it never
+sees A, so one Phase I serves every x and row, as the official code loads one Phase I checkpoint per
+run). Every run of a seed sees the same batches of the one-shot datamodule.
+Translation accuracy: every image of the A test split is translated A->B and classified by the
+shipped classifier of B; the share equal to the source label. The classifier of colored digits also
+reads white-on-black digits (the identity row), so the script also reports the "B rate", the share of
+translations that a small domain classifier (trained here, in seconds, on noisy A vs B training
+images) calls B. Image grids of the first test images and their translations go to ``--out``/grids.
 Reports the mean and (sample) standard deviation over the choices of x, the per-run numbers, and
-wall/CPU time, and writes ``results.json`` and ``results.md`` to ``--out``.
+CPU time, and writes ``results.json`` and ``results.md`` to ``--out``/<pair>.
 
-    python experiments/ost/one_shot_comparison.py                 # the reported setting (< 30 min CPU)
+    python experiments/ost/one_shot_comparison.py                                  # figure3, digits2colored
+    python experiments/ost/one_shot_comparison.py --pair digits2street,street2digits --table table1
     python experiments/ost/one_shot_comparison.py --seeds 2 --phase1_iters 50 --phase2_iters 20 \
-        --baseline_iters 20                                       # a smoke run
+        --baseline_iters 20                                                        # a smoke run
 
 The nets are small (sized for a 2-core CPU) and the iteration counts far below the papers'; the
 numbers are a benchmark of this CPU setting, not a reproduction of the MNIST/SVHN figures.
@@ -50,26 +58,45 @@ import torch  # noqa: E402
 from datamodules.builtin import domain_source  # noqa: E402
 from datamodules.oneshot import OneShot  # noqa: E402
 
-METHODS = ("OST", "OST-noSB", "UNIT-1", "CycleGAN-1")  # OST-noSB: OST without selective backprop
+PAIRS = {"digits2colored": ("digits", "colored-digits"), "digits2street": ("digits", "street-digits"),
+         "street2digits": ("street-digits", "digits")}
+#: Table 1 of the paper: (row, augmentation, cycle, selective backprop, no Phase II update of E_S / G_S,
+#: paper accuracy MNIST->SVHN, SVHN->MNIST)
+TABLE1 = (
+    ("noaug_nocycle_nosb", False, "none", False, False, 0.07, 0.10),
+    ("aug_nocycle_nosb", True, "none", False, False, 0.11, 0.11),
+    ("noaug_cycle_nosb", False, "one_way", False, False, 0.13, 0.13),
+    ("aug_cycle_nosb", True, "one_way", False, False, 0.14, 0.14),
+    ("noaug_nocycle_sb", False, "none", True, False, 0.19, 0.20),
+    ("aug_nocycle_sb", True, "none", True, False, 0.20, 0.20),
+    ("noaug_cycle_sb", False, "one_way", True, False, 0.22, 0.23),
+    ("aug_cycle_freeze_shared", True, "one_way", True, True, 0.16, 0.15),
+    ("aug_twoway_sb", True, "two_way", True, False, 0.20, 0.13),
+    ("aug_twoway_nosb", True, "two_way", False, False, 0.11, 0.12),
+    ("full_ost", True, "one_way", True, False, 0.23, 0.23),
+)
+OST_ROWS = {r[0]: dict(augment=r[1], cycle=r[2], selective_backprop=r[3], freeze_shared=r[4]) for r in TABLE1}
+OST_ROWS["OST"], OST_ROWS["OST-noSB"] = OST_ROWS["full_ost"], OST_ROWS["aug_cycle_nosb"]
+PAPER = {r[0]: {"digits2street": r[5], "street2digits": r[6]} for r in TABLE1}
+TABLES = {"figure3": ("OST", "OST-noSB", "UNIT-1", "CycleGAN-1"), "table1": tuple(r[0] for r in TABLE1)}
+BASELINES = ("UNIT-1", "CycleGAN-1")
 
 
-def load_classifier():
-    try:
-        from lit_i2i.metrics import load_digit_classifier
-    except ImportError:
-        from lit_i2i.metrics.classifier import load_digit_classifier
-    return load_digit_classifier("colored-digits")
+def load_classifier(domain: str):
+    from lit_i2i.metrics.classifier import DIGIT_NET_FOR, load_digit_classifier
+
+    return load_digit_classifier(DIGIT_NET_FOR[domain])
 
 
-def sample_index(seed: int) -> int:
+def sample_index(seed: int, a: str = "digits") -> int:
     """The position of x in the A training split: the draw of ``OneShot(seed=seed, k=1)``."""
-    n = len(domain_source("digits", "A", "train", 0))
+    n = len(domain_source(a, "A", "train", 0))
     return int(np.random.default_rng(seed).choice(n, 1, replace=False)[0])
 
 
-def data(index: int, args) -> OneShot:
-    return OneShot(a_builtin="digits", b_builtin="colored-digits", a_index=[index], seed=0, augment=True,
-                   batch_size=args.batch_size)
+def data(pair: str, index: int, args, augment: bool = True) -> OneShot:
+    a, b = PAIRS[pair]
+    return OneShot(a_builtin=a, b_builtin=b, a_index=[index], seed=0, augment=augment, batch_size=args.batch_size)
 
 
 class StopAfter(pl.Callback):
@@ -96,20 +123,21 @@ def fit(model, dm, iters: int, root: Path, seed: int):
     return time.process_time() - t, trainer
 
 
-def train_domain_classifier(seed: int = 0, epochs: int = 3):
-    """Digits (label 0, with the B domain's pixel noise added) vs colored digits (label 1), from the
-    training splits of both halves; a small CNN, about 10 s on a CPU. Returns (model, test accuracy)."""
+def train_domain_classifier(a: str, b: str, seed: int = 0, epochs: int = 3):
+    """Domain A (label 0) vs domain B (label 1), with pixel noise on both (the colored digits carry
+    rendering noise: without it on A too the classifier could key on noise alone), from the training
+    splits; a small CNN, seconds on a CPU. Returns (model, test accuracy)."""
     from lit_i2i.metrics.classifier import DigitClassifier
 
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
 
     def split(name: str):
-        a = domain_source("digits", "A", name, 0).images.float() / 127.5 - 1
-        b = domain_source("colored-digits", "B", name, 0).images.float() / 127.5 - 1
-        return torch.cat([a, b]), torch.cat([torch.zeros(len(a)), torch.ones(len(b))]).long()
+        xa = domain_source(a, "A", name, 0).images.float() / 127.5 - 1
+        xb = domain_source(b, "B", name, 0).images.float() / 127.5 - 1
+        return torch.cat([xa, xb]), torch.cat([torch.zeros(len(xa)), torch.ones(len(xb))]).long()
 
-    def noisy(x):  # the renderer adds N(0, 0.04) on [0, 1] to colored digits: do it to digits too
+    def noisy(x):
         return (x + 0.08 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
 
     x, y = split("train")
@@ -168,10 +196,95 @@ def summary(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def make_model(row: str, args, phase1_ckpt: Path):
+    if row == "UNIT-1":
+        return unit(args), args.baseline_iters
+    if row == "CycleGAN-1":
+        return cyclegan(args), args.baseline_iters
+    kw = {k: v for k, v in OST_ROWS[row].items() if k != "augment"}
+    return ost(args, init_from=str(phase1_ckpt), phase2_steps=args.phase2_iters, **kw), args.phase2_iters
+
+
+def run_pair(pair: str, rows: list[str], args, out: Path) -> dict:
+    from lit_i2i.core.visuals import save_grid, visual_grid
+
+    a, b = PAIRS[pair]
+    out.mkdir(parents=True, exist_ok=True)
+    cpu0 = time.process_time()
+    classifier = load_classifier(b)
+    domain_clf, domain_acc = train_domain_classifier(a, b)
+    print(f"[{pair}] domain classifier ({a} vs {b}) test accuracy {domain_acc:.3f}")
+    src = domain_source(a, "A", "test", 0)
+    x_test, y_test = src.images.float() / 127.5 - 1, src.labels
+    id_acc, id_b, _ = scores(None, classifier, domain_clf, x_test, y_test)
+    grids: dict[str, torch.Tensor] = {f"A test ({a})": x_test[:12]}
+    samples = [sample_index(s, a) for s in range(args.seeds)]
+    pool = domain_source(a, "A", "train", 0)
+    print(f"[{pair}] single A images (positions in the A training split): {samples}, "
+          f"labels {[int(pool.labels[i]) for i in samples]}; {len(x_test)} A test images")
+    results: dict[str, list[float]] = {r: [] for r in rows}
+    b_rates: dict[str, list[float]] = {r: [] for r in rows}
+    cpu: dict[str, float] = {r: 0.0 for r in rows}
+    phase1_ckpt = out / "ost_phase1.ckpt"
+    if any(r not in BASELINES for r in rows):
+        if args.phase1_ckpt:
+            phase1_ckpt = Path(args.phase1_ckpt)
+        else:
+            model = ost(args, phase1_steps=args.phase1_iters, phase2_steps=0)
+            secs, trainer = fit(model, data(pair, samples[0], args), args.phase1_iters, out / "phase1", seed=0)
+            trainer.save_checkpoint(phase1_ckpt)
+            cpu["OST Phase I"] = secs
+            print(f"[{pair}] OST Phase I: {args.phase1_iters} iterations on {b}, {secs:.0f} s CPU", flush=True)
+    for s, idx in enumerate(samples):
+        line = []
+        for r in rows:
+            model, iters = make_model(r, args, phase1_ckpt)
+            augment = OST_ROWS[r]["augment"] if r in OST_ROWS else True
+            secs, _ = fit(model, data(pair, idx, args, augment), iters, out / f"seed{s}", seed=s)
+            acc, b_rate, fake = scores(model, classifier, domain_clf, x_test, y_test)
+            results[r].append(acc)
+            b_rates[r].append(b_rate)
+            cpu[r] += secs
+            line.append(f"{r} {acc:.3f} (B {b_rate:.2f})")
+            grids[f"{r} seed {s}"] = fake[:12]
+        print(f"[{pair}] seed {s} (x = A train #{idx}, a {int(pool.labels[idx])}): " + ", ".join(line), flush=True)
+    save_grid(visual_grid(grids, max_rows=12), out / "grids" / "translations.png")
+    paper_col = pair in ("digits2street", "street2digits")
+    paper_name = {"digits2street": "MNIST->SVHN", "street2digits": "SVHN->MNIST"}.get(pair)
+    head = "| row | accuracy mean ± std | per choice of x | B rate mean ± std | train CPU s |" + (
+        f" paper ({paper_name}) |" if paper_col else "")
+    lines = [head, "|" + "---|" * (6 if paper_col else 5)]
+    for r in rows:
+        mean, std = summary(results[r])
+        bm, bs = summary(b_rates[r])
+        paper = PAPER.get({"OST": "full_ost", "OST-noSB": "aug_cycle_nosb"}.get(r, r), {}).get(pair)
+        lines.append(f"| {r} | {mean:.3f} ± {std:.3f} | {', '.join(f'{v:.3f}' for v in results[r])} | "
+                     f"{bm:.2f} ± {bs:.2f} | {cpu[r]:.0f} |" + (f" {paper if paper is not None else ''} |"
+                                                                 if paper_col else ""))
+    if "OST Phase I" in cpu:
+        lines.append(f"| (OST Phase I, shared by the OST rows) | | | | {cpu['OST Phase I']:.0f} |" + (" |" if paper_col else ""))
+    lines.append(f"| (identity: A test images untranslated) | {id_acc:.3f} | | {id_b:.2f} | |" + (" |" if paper_col else ""))
+    total = time.process_time() - cpu0
+    report = (f"**{pair}** ({a} -> {b}): translation accuracy of the {len(x_test)} A test images by the {b} "
+              f"classifier, {args.seeds} choices of the single A image; CPU {total / 60:.1f} min.\n\n"
+              + "\n".join(lines) + "\n")
+    (out / "results.md").write_text(report)
+    result = {"pair": pair, "rows": rows, "samples": samples, "accuracy": results, "b_rate": b_rates,
+              "identity": {"accuracy": id_acc, "b_rate": id_b}, "domain_classifier_test_accuracy": domain_acc,
+              "summary": {r: dict(zip(("mean", "std"), summary(results[r]))) for r in rows},
+              "paper": {r: PAPER.get(r, {}).get(pair) for r in rows}, "train_cpu_seconds": cpu, "cpu_seconds": total}
+    (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    return {"report": report, **result}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, default=5, help="how many choices of the single A digit")
-    ap.add_argument("--phase1_iters", type=int, default=1500, help="OST Phase I iterations (once, on B only)")
+    ap.add_argument("--pair", default="digits2colored", help="comma-separated: " + ", ".join(PAIRS))
+    ap.add_argument("--table", default="figure3", choices=list(TABLES), help="the rows to run")
+    ap.add_argument("--rows", default=None, help="comma-separated rows instead of --table: "
+                                                 + ", ".join([*TABLES["table1"], *TABLES["figure3"]]))
+    ap.add_argument("--seeds", type=int, default=5, help="how many choices of the single A image")
+    ap.add_argument("--phase1_iters", type=int, default=1500, help="OST Phase I iterations (once per pair, on B only)")
     ap.add_argument("--phase2_iters", type=int, default=300, help="OST Phase II iterations per run")
     ap.add_argument("--baseline_iters", type=int, default=400, help="UNIT-1 / CycleGAN-1 iterations per run")
     ap.add_argument("--batch_size", type=int, default=16)
@@ -179,91 +292,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline_ngf", type=int, default=8,
                     help="UNIT / CycleGAN generator width (their layouts: ~137k / ~139k parameters at 8)")
     ap.add_argument("--ndf", type=int, default=16, help="discriminator width of every method")
-    ap.add_argument("--phase1_ckpt", default=None, help="reuse this OST Phase I checkpoint instead of training one")
+    ap.add_argument("--phase1_ckpt", default=None, help="reuse this OST Phase I checkpoint (one pair only)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: OpenMP threads spin on a busy shared CPU)")
-    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
     ap.add_argument("--out", default="runs/one_shot_comparison")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-
-    from lit_i2i.core.visuals import save_grid, visual_grid
-
-    classifier = load_classifier()
-    domain_clf, domain_acc = train_domain_classifier()
-    print(f"domain classifier (digits vs colored digits) test accuracy {domain_acc:.3f}")
-    src = domain_source("digits", "A", "test", 0)
-    x_test = src.images.float() / 127.5 - 1
-    y_test = src.labels
-    id_acc, id_b, _ = scores(None, classifier, domain_clf, x_test, y_test)
-    grids: dict[str, torch.Tensor] = {"A test digits": x_test[:12]}
-    samples = [sample_index(s) for s in range(args.seeds)]
-    pool = domain_source("digits", "A", "train", 0)
-    print(f"single A digits (positions in the A training split): {samples}, "
-          f"labels {[int(pool.labels[i]) for i in samples]}; {len(x_test)} A test digits")
-
-    results: dict[str, list[float]] = {m: [] for m in methods}
-    b_rates: dict[str, list[float]] = {m: [] for m in methods}
-    cpu: dict[str, float] = {m: 0.0 for m in methods}
-    phase1_ckpt = Path(args.phase1_ckpt) if args.phase1_ckpt else out / "ost_phase1.ckpt"
-    if any(m.startswith("OST") for m in methods) and not args.phase1_ckpt:
-        model = ost(args, phase1_steps=args.phase1_iters, phase2_steps=0)
-        secs, trainer = fit(model, data(samples[0], args), args.phase1_iters, out / "phase1", seed=0)
-        trainer.save_checkpoint(phase1_ckpt)
-        cpu["OST Phase I"] = secs
-        print(f"OST Phase I: {args.phase1_iters} iterations on colored digits, {secs:.0f} s CPU")
-
-    for s, idx in enumerate(samples):
-        row = []
-        for m in methods:
-            if m == "OST":
-                model = ost(args, init_from=str(phase1_ckpt), selective_backprop=True, phase2_steps=args.phase2_iters)
-                iters = args.phase2_iters
-            elif m == "OST-noSB":
-                model = ost(args, init_from=str(phase1_ckpt), selective_backprop=False, phase2_steps=args.phase2_iters)
-                iters = args.phase2_iters
-            elif m == "UNIT-1":
-                model, iters = unit(args), args.baseline_iters
-            elif m == "CycleGAN-1":
-                model, iters = cyclegan(args), args.baseline_iters
-            else:
-                raise SystemExit(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
-            secs, _ = fit(model, data(idx, args), iters, out / f"seed{s}", seed=s)
-            acc, b_rate, fake = scores(model, classifier, domain_clf, x_test, y_test)
-            results[m].append(acc)
-            b_rates[m].append(b_rate)
-            cpu[m] += secs
-            row.append(f"{m} {acc:.3f} (B rate {b_rate:.2f})")
-            grids[f"{m} seed {s}"] = fake[:12]
-        print(f"seed {s} (x = A train #{idx}, a {int(pool.labels[idx])}): " + ", ".join(row), flush=True)
-
-    wall, total_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    save_grid(visual_grid(grids, max_rows=12), out / "grids" / "translations.png")
-    lines = ["| method | accuracy mean ± std | per choice of x | B rate mean ± std | train CPU s |",
-             "|---|---|---|---|---|"]
-    for m in methods:
-        mean, std = summary(results[m])
-        bm, bs = summary(b_rates[m])
-        lines.append(f"| {m} | {mean:.3f} ± {std:.3f} | {', '.join(f'{v:.3f}' for v in results[m])} | "
-                     f"{bm:.2f} ± {bs:.2f} | {cpu[m]:.0f} |")
-    if "OST Phase I" in cpu:
-        lines.append(f"| (OST Phase I, shared by all OST runs) | | | | {cpu['OST Phase I']:.0f} |")
-    lines.append(f"| (identity: A test digits untranslated) | {id_acc:.3f} | | {id_b:.2f} | |")
-    table = "\n".join(lines)
+    pairs = [p.strip() for p in args.pair.split(",") if p.strip()]
+    rows = [r.strip() for r in args.rows.split(",")] if args.rows else list(TABLES[args.table])
+    bad = [p for p in pairs if p not in PAIRS] + [r for r in rows if r not in OST_ROWS and r not in BASELINES]
+    if bad:
+        raise SystemExit(f"unknown pair or row: {', '.join(bad)}")
+    wall0 = time.perf_counter()
+    reports = [run_pair(p, rows, args, Path(args.out) / p)["report"] for p in pairs]
     cmd = "python experiments/ost/one_shot_comparison.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    report = (f"{table}\n\nTranslation accuracy of the {len(x_test)} A test digits (digits -> colored digits), "
-              f"{args.seeds} choices of the single A digit; wall {wall / 60:.1f} min, CPU {total_cpu / 60:.1f} min "
-              f"({torch.get_num_threads()} threads).\nCommand: `{cmd.strip()}`\n")
-    print("\n" + report)
-    (out / "results.md").write_text(report)
-    (out / "results.json").write_text(json.dumps({
-        "args": vars(args), "samples": samples, "accuracy": results, "b_rate": b_rates,
-        "identity": {"accuracy": id_acc, "b_rate": id_b}, "domain_classifier_test_accuracy": domain_acc,
-        "summary": {m: dict(zip(("mean", "std"), summary(results[m]))) for m in methods},
-        "train_cpu_seconds": cpu, "wall_seconds": wall, "cpu_seconds": total_cpu}, indent=2) + "\n")
+    text = "\n".join(reports) + (f"\nWall {(time.perf_counter() - wall0) / 60:.1f} min, {torch.get_num_threads()} "
+                                 f"thread(s). Command: `{cmd.strip()}`\n")
+    print("\n" + text)
+    (Path(args.out) / "results.md").write_text(text)
     return 0
 
 
