@@ -206,14 +206,13 @@ class TranslationDataModule(pl.LightningDataModule):
         return self._sets[split]
 
     def input_shapes(self) -> list[tuple[str, str, tuple[int, ...]]]:
-        """(domain, path, (C, H, W)) of the images the networks will get in training, at least the
-        smallest ones: what the CLI checks against the model before training. Here: the first
-        training image of each domain (file-based datamodules look at every file's header)."""
-        out = []
-        for d in self.domains:
-            item = self.eval_dataset(d, "train")[0]
-            out.append((d, str(item["path"]), tuple(item["image"].shape)))
-        return out
+        """(batch key, path, (C, H, W)) of the images the networks will get in training, at least the
+        smallest ones: what the CLI checks against the model before training. Here: the images of
+        the first training item (``A``/``B``, or ``image``); file-based datamodules look at every
+        file's header instead."""
+        item = self.dataset("train")[0]
+        return [(k, str(item.get(f"{k}_path", item.get("path", "?"))), tuple(v.shape))
+                for k, v in item.items() if torch.is_tensor(v) and v.ndim == 3]
 
     def eval_dataset(self, domain: str, split: str = "test") -> DomainDataset:
         """One domain of a split, un-augmented: what metrics and ``lit-i2i translate`` read."""

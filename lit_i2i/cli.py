@@ -109,7 +109,7 @@ def _build_cli_class():
             from lit_i2i.core.safe_load import checkpoint_method, load_checkpoint
 
             theirs, ours = checkpoint_method(load_checkpoint(path, "--ckpt_path")), cfg.model.class_path
-            if theirs and ours and theirs != ours:
+            if theirs and ours and theirs != ours and _class_or_name(theirs) is not _class_or_name(ours):
                 raise UserError(f"--ckpt_path: {path} is a checkpoint of {theirs.rpartition('.')[2]} ({theirs}), but "
                                 f"this run's model is {ours.rpartition('.')[2]} ({ours}); give that method's config "
                                 "(--config) or a checkpoint of this one")
@@ -171,6 +171,14 @@ def _build_cli_class():
             check_model_fits_data(self.model, self.datamodule)  # channels and sizes against the networks
 
     return LitI2ICLI, ConfigToLoggerAndCheckpoint, TranslationModule, TranslationDataModule, LightningDataModule
+
+
+def _class_or_name(path: str):
+    """The class ``path`` names (two spellings of one class compare equal), or ``path`` itself."""
+    try:
+        return import_class(path)
+    except UserError:
+        return path
 
 
 def checkpoint_dir(cfg) -> Path:

@@ -214,6 +214,24 @@ def test_single_pair_with_keep_aspect_is_refused_unless_sizes_fit_the_stride(tmp
     assert main([*pair, "--data.init_args.stride", "4", "--trainer.default_root_dir", str(tmp_path / "ok")]) == 0
 
 
+def test_checking_data_against_the_model_leaves_a_seeded_run_unchanged():
+    import random
+
+    import numpy as np
+
+    from helpers import TINY_CYCLEGAN, tiny_data
+    from lit_i2i.core.input_check import check_model_fits_data
+    from lit_i2i.methods.cyclegan import CycleGAN
+
+    dm, model = tiny_data(), CycleGAN(**TINY_CYCLEGAN)
+    dm.setup("fit")
+    before = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state(), model.state_dict()
+    check_model_fits_data(model, dm)  # draws a training item (a random B) and runs every net
+    after = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state(), model.state_dict()
+    assert before[0] == after[0] and (before[1] == after[1]).all() and torch.equal(before[2], after[2])
+    assert all(torch.equal(before[3][k], after[3][k]) for k in before[3]) and model.training
+
+
 def test_permission_denied_is_said_as_such(tmp_path, monkeypatch):
     from datamodules.io import image_size, load_image
     from lit_i2i.errors import UserError

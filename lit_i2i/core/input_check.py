@@ -3,7 +3,7 @@ option to change instead of a convolution's error after training started.
 
 - Channels: the images' channel count per domain (after the data's own conversion) against the
   model's :meth:`TranslationModule.io_channels`.
-- Sizes: every top-level network of the model is run once (eval mode, no gradients, RNG state kept)
+- Sizes: every top-level network of the model is run once (eval mode, no gradients, random states kept)
   on a zero image of each extreme size the data produces (``datamodule.input_shapes()``: the
   smallest height, width and aspect ratios after preprocessing). A network that fails there but runs
   on a 256x256 image of the same channels is given too small an image (an InstanceNorm of one pixel,
@@ -15,6 +15,10 @@ option to change instead of a convolution's error after training started.
 
 from __future__ import annotations
 
+import contextlib
+import random
+
+import numpy as np
 import torch
 
 from lit_i2i.errors import UserError
@@ -22,15 +26,29 @@ from lit_i2i.errors import UserError
 SAFE = 256
 
 
-def check_model_fits_data(model, datamodule) -> None:
+@contextlib.contextmanager
+def same_random_state():
+    """Whatever runs inside leaves the python, numpy and torch (CPU) random states as they were, so
+    that checking does not change a seeded run."""
+    py, npy = random.getstate(), np.random.get_state()
     try:
-        shapes = datamodule.input_shapes()
-    except UserError:
-        raise
-    except Exception:  # noqa: BLE001 - a datamodule that cannot tell its shapes is not checked
-        return
-    check_channels(model, datamodule, shapes)
-    check_sizes(model, datamodule, shapes)
+        with torch.random.fork_rng(devices=[]):
+            yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+
+
+def check_model_fits_data(model, datamodule) -> None:
+    with same_random_state():
+        try:
+            shapes = datamodule.input_shapes()
+        except UserError:
+            raise
+        except Exception:  # noqa: BLE001 - a datamodule that cannot tell its shapes is not checked
+            return
+        check_channels(model, datamodule, shapes)
+        check_sizes(model, datamodule, shapes)
 
 
 def check_channels(model, datamodule, shapes) -> None:
@@ -86,7 +104,7 @@ def check_sizes(model, datamodule, shapes) -> None:
     was = model.training
     model.eval()
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with torch.no_grad():
             for (c, h, w), path in probe.items():
                 x = torch.zeros(1, c, h, w)
                 safe = torch.zeros(1, c, SAFE, SAFE)
