@@ -222,6 +222,12 @@ def argument_error_line(message: str, parser=None, subcommand: str | None = None
         given = [t.split("=", 1)[0] for t in unknown.group(1).split() if t.startswith("--")]
         hints = [f"did you mean {m}?" for t in given if (m := _close(t, options))]
         return "; ".join([f"unknown option: {unknown.group(1)}", *hints]) + help_hint
+    group = re.search(r"Group '([^']+)' does not accept option '([^']+)'", message)
+    if group:  # a key of a config file
+        options = [s for a in getattr(parser, "_actions", []) for s in a.option_strings if s.startswith("--")]
+        match = _close(f"--{group.group(1)}.{group.group(2)}", options)
+        return (f"unknown option {group.group(1)}.{group.group(2)} (in a config file)"
+                + (f"; did you mean {match.removeprefix('--')}?" if match else "") + help_hint)
     keyed = re.match(r'Parser key "([^"]+)":\s*(.*)', head)
     if not keyed:
         return head + help_hint

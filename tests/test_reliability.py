@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from data_factory import make_folder, make_image, make_unpaired
+from data_factory import make_image, make_unpaired
 from helpers import cli_fit
 from lit_i2i.cli import main
 
@@ -250,12 +250,15 @@ def test_permission_denied_is_said_as_such(tmp_path, monkeypatch):
             read(locked)
 
 
-def test_typo_in_an_option_is_one_line_with_a_suggestion(capsys):
+def test_typo_in_an_option_is_one_line_with_a_suggestion(tmp_path, capsys):
     fit = ["fit", "--config", "experiments/quickstart.yaml"]
+    (tmp_path / "typo.yaml").write_text("trainer:\n  max_stepz: 2\n")
     for typo, suggestion in (("--trainer.max_stepz", "--trainer.max_steps"),
                              ("--model.init_args.ngff", "--model.init_args.ngf"),
-                             ("--data.init_args.batchsize", "--data.init_args.batch_size")):
-        assert main([*fit, typo, "2", "--print_config"]) == 2
+                             ("--data.init_args.batchsize", "--data.init_args.batch_size"),
+                             ("--config", "trainer.max_steps")):  # a key in a config file
+        value = str(tmp_path / "typo.yaml") if typo == "--config" else "2"
+        assert main([*fit, typo, value, "--print_config"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "usage:" not in err, err
         assert error_lines(err)[0].startswith("lit-i2i: error:") and f"did you mean {suggestion}?" in err
