@@ -15,7 +15,8 @@ Images are float tensors in [-1, 1]. Under DDP, Lightning inserts its Distribute
 loaders (``use_distributed_sampler`` is left on), so each rank sees its own shard.
 
 Loaders never start more worker processes than the CPU cores this process may use (a config's
-``num_workers: 4`` on a 2-core laptop uses 2, said once). An image that turns out unreadable only when
+``num_workers: 4`` on a 2-core laptop uses 2, said once), and their workers leave SIGINT/SIGTERM to the
+main process (which saves ``last.ckpt`` on them, see ``lit_i2i.core.callbacks.SaveOnSignal``). An image that turns out unreadable only when
 decoded (a truncated JPEG whose header is fine) stops the run with one line naming it, also from a
 worker process; with ``skip_bad_files: true`` it is skipped with a warning instead (:class:`SkipBad`).
 """
@@ -23,6 +24,7 @@ worker process; with ``skip_bad_files: true`` it is skipped with a warning inste
 from __future__ import annotations
 
 import os
+import signal
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
@@ -35,6 +37,14 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.io import load_image
 from datamodules.transforms import apply
 from lit_i2i.errors import BadImageError, UserError
+
+
+def worker_ignores_stop_signals(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: a worker ignores SIGINT and SIGTERM (a terminal's Ctrl+C and a
+    cluster's SIGTERM reach the whole process group), so that the main process stops at the end of
+    its batch, saves, and shuts the workers down itself; a worker whose parent dies still exits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def available_cpus() -> int:
@@ -233,7 +243,8 @@ class TranslationDataModule(pl.LightningDataModule):
                           batch_size=self.batch_size if train else self.eval_batch_size, shuffle=train,
                           drop_last=train and self.drop_last and len(ds) >= self.batch_size,
                           num_workers=workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.persistent_workers and workers > 0)
+                          persistent_workers=self.persistent_workers and workers > 0,
+                          worker_init_fn=worker_ignores_stop_signals if workers else None)
 
     def train_dataloader(self) -> DataLoader:
         return self.loader(self.dataset("train"), train=True)

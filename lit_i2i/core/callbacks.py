@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -173,10 +174,12 @@ class SaveOnSignal(pl.Callback):
     def setup(self, trainer, pl_module, stage):
         self.signum = None
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
+            self._previous, self._pid = signal.getsignal(signal.SIGINT), os.getpid()
             signal.signal(signal.SIGINT, lambda signum, frame: self._on_sigint(trainer))
 
     def _on_sigint(self, trainer) -> None:
+        if os.getpid() != self._pid:  # a DataLoader worker (forked with this handler): the main process decides
+            return
         if self.signum == signal.SIGINT or trainer.state.fn != "fit":
             raise StopNow(128 + signal.SIGINT)
         self.signum = signal.SIGINT
