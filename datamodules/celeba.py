@@ -19,19 +19,32 @@ kept in A only (dropped from B), so the domains never share an image. Labels: A 
 
 Preprocessing: ``center_crop_resize`` (CenterCrop 178, resize to ``crop_size``: Press et al., DIDD)
 by default, or ``resize`` (a plain, aspect-distorting resize: MBU).
+
+Multi-attribute mode (StarGAN, AttGAN, STGAN): ``attributes: [Black_Hair, Blond_Hair, ...]`` makes the
+batches ``{"image", "label", "path"}`` over every image of A or B (one pool, file order; A and B
+stay the evaluation domains), with ``label`` the float vector (K,) of those attributes, 1.0 = has
+it (the multi-domain contract with a vector label). ``eval_source`` is unchanged (domain labels
+0/1), so the metrics see the same domains; ``attribute_values(domain, split)`` gives the vectors
+in the evaluation order. ``split_protocol`` chooses an official code's split instead of the partition
+file: ``stargan`` (yunjey/stargan ``data_loader.py``: the attribute lines shuffled by Python's
+``random.seed(1234)``, the first 1,999 test, the rest train; validation = test) or ``attgan``
+(LynnHo/AttGAN-Tensorflow and csmliu/STGAN ``data.py``: file order, images 1-182,000 train,
+182,001-182,637 validation, the rest test; needs the full 202,599-image list).
 """
 
 from __future__ import annotations
 
 import difflib
+import random
 import re
 import warnings
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 
-from datamodules.base import FileSource, UnpairedDataset
+from datamodules.base import DomainDataset, FileSource, UnpairedDataset
 from datamodules.folders import FileDataModule
 from datamodules.io import require_dir
 from lit_i2i.errors import UserError
@@ -39,6 +52,9 @@ from lit_i2i.errors import UserError
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+SPLIT_PROTOCOLS = ("stargan", "attgan")
+STARGAN_SEED, STARGAN_TEST = 1234, 1999          # yunjey/stargan: random.seed(1234); (i + 1) < 2000 is test
+ATTGAN_TRAIN, ATTGAN_VAL_END = 182000, 182637    # AttGAN / STGAN: [:182000] train, [182000:182637] val
 
 Predicate = Callable[[np.ndarray], np.ndarray]
 
@@ -84,6 +100,24 @@ def read_partition(path: Path, files: list[str]) -> np.ndarray:
     if missing:
         raise UserError(f"{path}: no split for {len(missing)} image(s) of {ATTR_FILE}, e.g. {missing[0]}")
     return np.array([split[f] for f in files], dtype=np.int64)
+
+
+def protocol_split(protocol: str, n: int) -> np.ndarray:
+    """The split id (0 train, 1 val, 2 test) of each of the ``n`` attribute-file lines (file order) under an
+    official code's split (see the module docstring): ``stargan`` or ``attgan``."""
+    if protocol == "stargan":
+        order = list(range(n))
+        random.Random(STARGAN_SEED).shuffle(order)  # = random.seed(1234); random.shuffle(lines)
+        split = np.zeros(n, dtype=np.int64)
+        split[order[:STARGAN_TEST]] = SPLIT_IDS["test"]
+        return split
+    if protocol == "attgan":
+        if n <= ATTGAN_VAL_END:
+            raise UserError(f"data.split_protocol attgan: the official split (train 1-{ATTGAN_TRAIN}, val to "
+                            f"{ATTGAN_VAL_END}, test the rest) needs the full CelebA attribute list, got {n} images")
+        pos = np.arange(n)
+        return np.where(pos < ATTGAN_TRAIN, 0, np.where(pos < ATTGAN_VAL_END, 1, 2)).astype(np.int64)
+    raise UserError(f"data.split_protocol must be one of {', '.join(SPLIT_PROTOCOLS)} or null, got {protocol!r}")
 
 
 _TOKEN = re.compile(r"\s*(?:(\()|(\))|([A-Za-z0-9_]+)|(\S))")
@@ -174,6 +208,10 @@ class CelebAAttributes(FileDataModule):
         image_dir: the image folder under ``root``.
         test_size: the first N images of each domain are the test/validation set (Press et al.: 64);
             None: ``list_eval_partition.txt``, or an 80/10/10 split in file order when it is absent.
+        attributes: multi-attribute mode: these attributes' values, as a float vector, are each training
+            image's ``label`` (StarGAN, AttGAN, STGAN); None: the two-domain batches.
+        split_protocol: ``stargan`` or ``attgan``: that official code's split (overrides ``test_size``
+            and the partition file); None: as above.
         preprocess: ``center_crop_resize`` (CenterCrop ``center_crop``, resize ``crop_size``) or ``resize``
             (or any of ``transforms.PREPROCESS``).
         load_size, crop_size, flip, channels, stride, center_crop, skip_bad_files, batch_size, eval_batch_size,
@@ -185,12 +223,15 @@ class CelebAAttributes(FileDataModule):
                  preprocess: str = "center_crop_resize", load_size: int = 128, crop_size: int = 128, flip: bool = True,
                  channels: int = 3, stride: int = 4, center_crop: int = 178, skip_bad_files: bool = False,
                  batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int = 0,
-                 pin_memory: bool = False, persistent_workers: bool = False):
+                 pin_memory: bool = False, persistent_workers: bool = False, attributes: list[str] | None = None,
+                 split_protocol: str | None = None):
         super().__init__(preprocess, load_size, crop_size, flip, channels, stride, center_crop, skip_bad_files,
                          batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
         self.root = Path(root).expanduser()
         self.a, self.b, self.image_dir, self.test_size = a, b, image_dir, test_size
-        self.name = f"{self.root.name}-{_slug(a)}-vs-{_slug(b)}"
+        self.attributes = list(attributes) if attributes is not None else None
+        self.split_protocol = split_protocol
+        self.name = f"{self.root.name}-{_slug(a)}-vs-{_slug(b)}" + (f"-{split_protocol}-split" if split_protocol else "")
         self.domains = ("A", "B")
 
     def table(self) -> dict[str, dict[str, list[str]]]:
@@ -202,6 +243,10 @@ class CelebAAttributes(FileDataModule):
             in_a = parse_expression(self.a, names, "data.a")(values)
             in_b = parse_expression(self.b, names, "data.b")(values) & ~in_a
             split = self._split_ids(files, in_a, in_b)
+            if self.attributes is not None:
+                cols = [self._attribute_index(n, names) for n in self.attributes]
+                self._cache["attribute_values"] = {f: v for f, v in zip(files, values[:, cols])}
+                self._cache["file_order"] = {f: i for i, f in enumerate(files)}
             out = {}
             for domain, opt, expr, mask in (("A", "data.a", self.a, in_a), ("B", "data.b", self.b, in_b)):
                 if not mask.any():
@@ -214,6 +259,8 @@ class CelebAAttributes(FileDataModule):
 
     def _split_ids(self, files: list[str], in_a: np.ndarray, in_b: np.ndarray) -> np.ndarray:
         n = len(files)
+        if self.split_protocol is not None:
+            return protocol_split(self.split_protocol, n)
         if self.test_size is not None:
             if self.test_size < 1:
                 raise UserError(f"data.test_size must be at least 1, got {self.test_size}")
@@ -234,7 +281,7 @@ class CelebAAttributes(FileDataModule):
             raise UserError(f"unknown domain {domain!r}; this data has {self.domains}")
         if split not in SPLIT_IDS:
             raise UserError(f"unknown split {split!r}; expected one of {', '.join(SPLIT_IDS)}")
-        if self.test_size is not None and split == "val":
+        if (self.test_size is not None or self.split_protocol == "stargan") and split == "val":
             split = "test"
         names = self.table()[domain][split]
         expr = self.a if domain == "A" else self.b
@@ -245,7 +292,48 @@ class CelebAAttributes(FileDataModule):
         files = self.checked_files(("celeba", domain, split), lambda: [folder / n for n in names], what)
         return FileSource(files, self.channels, [self.domains.index(domain)] * len(files))
 
-    def build(self, split: str) -> UnpairedDataset:
+    def build(self, split: str) -> UnpairedDataset | DomainDataset:
         train = split == "train"
+        if self.attributes is not None:
+            return DomainDataset(self.attribute_source(split), self.transform(train))
         return UnpairedDataset(self.eval_source("A", split), self.eval_source("B", split),
                                self.transform(train), random_b=train)
+
+    # -- multi-attribute mode -------------------------------------------------------------------
+    def _attribute_index(self, name: str, names: list[str]) -> int:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+            hint = f"close names: {', '.join(close)}" if close else f"the attributes are: {', '.join(names)}"
+            raise UserError(f"data.attributes: unknown CelebA attribute {name!r}; {hint}")
+        return names.index(name)
+
+    def check_options(self) -> None:
+        super().check_options()
+        if self.split_protocol is not None and self.split_protocol not in SPLIT_PROTOCOLS:
+            raise UserError(f"data.split_protocol must be one of {', '.join(SPLIT_PROTOCOLS)} or null, "
+                            f"got {self.split_protocol!r}")
+        if self.attributes is not None:
+            if not self.attributes:
+                raise UserError("data.attributes: give at least one attribute (or null for two-domain batches)")
+            if len(set(self.attributes)) != len(self.attributes):
+                raise UserError(f"data.attributes lists an attribute twice: {self.attributes}")
+
+    def attribute_source(self, split: str = "train") -> FileSource:
+        """Multi-attribute mode: every image of domain A or B in ``split`` (file order), labelled with its
+        attribute vector (float32 (K,), 1.0 = has the attribute)."""
+        if self.attributes is None:
+            raise UserError("data.attributes is not set: this CelebA data has two-domain batches")
+        sources = [self.eval_source(d, split) for d in self.domains]
+        order = self._cache["file_order"]
+        files = sorted((f for s in sources for f in s.files), key=lambda f: order[f.name])
+        values = self._cache["attribute_values"]
+        labels = [torch.from_numpy(values[f.name].astype(np.float32)) for f in files]
+        return FileSource(files, self.channels, labels)
+
+    def attribute_values(self, domain: str, split: str = "test") -> torch.Tensor:
+        """Multi-attribute mode: the (N, K) attribute vectors of ``eval_source(domain, split)``, in its order."""
+        if self.attributes is None:
+            raise UserError("data.attributes is not set: this CelebA data has two-domain batches")
+        src = self.eval_source(domain, split)
+        values = self._cache["attribute_values"]
+        return torch.from_numpy(np.stack([values[f.name] for f in src.files]).astype(np.float32))
