@@ -1,6 +1,7 @@
 """DiscoGAN: Kim, Cha, Kim, Lee, Kim, "Learning to Discover Cross-Domain Relations with Generative
-Adversarial Networks", ICML 2017. Follows SKTBrain/DiscoGAN (``discogan/image_translation.py``,
-``discogan/model.py``, ``discogan/dataset.py``, ``script.sh``).
+Adversarial Networks", ICML 2017. Follows SKTBrain/DiscoGAN at its head f044178 (2017-04-12; the
+losses and loop have not changed since the first commit): ``discogan/image_translation.py``,
+``discogan/model.py``, ``discogan/dataset.py``, ``script.sh``.
 
 Networks (:mod:`lit_i2i.nets.discogan`): G_A: A -> B and G_B: B -> A, conv encoder (4x4 stride 2,
 LeakyReLU 0.2, BatchNorm but on the first layer) and deconv decoder (BatchNorm, ReLU, Tanh), no skips,
@@ -49,8 +50,8 @@ Departures from the official code:
   - ``loss_G`` / ``loss_D`` are logged as the sums of their (weighted) terms, as CycleGAN here.
 Departures from the paper: the paper gives the loss as L_GAN + L_CONST without the 0.1 / 0.9
 feature-matching split or the rate curriculum; those are the official code's, followed here. The
-official ``script.sh`` runs every task with batch 500 (the ``--batch_size`` default is 64); the
-configs say which they use.
+official ``script.sh`` runs every task with batch 500 (the ``--batch_size`` default is 64) and
+shoes2handbags with ``--starting_rate 0.5`` (no curriculum in effect); the configs say which they use.
 """
 
 from __future__ import annotations
