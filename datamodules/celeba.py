@@ -231,7 +231,9 @@ class CelebAAttributes(FileDataModule):
         self.a, self.b, self.image_dir, self.test_size = a, b, image_dir, test_size
         self.attributes = list(attributes) if attributes is not None else None
         self.split_protocol = split_protocol
-        self.name = f"{self.root.name}-{_slug(a)}-vs-{_slug(b)}" + (f"-{split_protocol}-split" if split_protocol else "")
+        self.name = f"{self.root.name}-{_slug(a)}-vs-{_slug(b)}"
+        if split_protocol:
+            self.name += f"-{split_protocol}-split"
         self.domains = ("A", "B")
 
     def table(self) -> dict[str, dict[str, list[str]]]:

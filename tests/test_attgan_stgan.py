@@ -7,9 +7,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-
 from data_factory import make_celeba, make_partition
 from helpers import check_steps, cli_fit, recording, tiny_data, trainer
+
 from lit_i2i.methods.attgan import ATTGAN13, AttGAN, adversarial_losses, gradient_penalty
 from lit_i2i.methods.stgan import STGAN
 from lit_i2i.nets import count_params
@@ -143,11 +143,13 @@ def test_adversarial_losses_and_penalties_on_known_inputs():
     assert adversarial_losses("wgan", None, f).item() == -1.75
     hr, hf = adversarial_losses("hinge_v1", r, f)
     assert (hr.item(), hf.item()) == (1.0, 2.75)
-    assert adversarial_losses("hinge_v1", None, f).item() == 0.25 and adversarial_losses("hinge_v2", None, f).item() == -1.75
+    assert adversarial_losses("hinge_v1", None, f).item() == 0.25
+    assert adversarial_losses("hinge_v2", None, f).item() == -1.75
     lr_, lf = adversarial_losses("lsgan", r, f)
     assert (lr_.item(), lf.item()) == (2.5, 4.625)
     gr, gf = adversarial_losses("gan", r, f)
-    assert gr.item() == pytest.approx(F.softplus(-r).mean().item()) and gf.item() == pytest.approx(F.softplus(f).mean().item())
+    assert gr.item() == pytest.approx(F.softplus(-r).mean().item())
+    assert gf.item() == pytest.approx(F.softplus(f).mean().item())
     # a linear critic has the gradient w everywhere: every sample mode gives the same norm ‖w‖ = 2
     w = torch.full((1, 3, 2, 2), 2.0 / 12 ** 0.5)
     crit = lambda x: (x * w).flatten(1).sum(1, keepdim=True)  # noqa: E731
@@ -289,7 +291,8 @@ def test_cli_accessory_digits_then_translate(tmp_path, cli_env, method):
     imgs, _, _ = render("accessory", indices("B", "test")[:2])
     for i, x in enumerate(imgs):
         write_png(x, str(inp / f"d{i}.png"))
-    assert main(["translate", "--ckpt", str(ckpt), "--input", str(inp), "--output", str(out), "--direction", "BtoA"]) == 0
+    assert main(["translate", "--ckpt", str(ckpt), "--input", str(inp), "--output", str(out),
+                 "--direction", "BtoA"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["d0.png", "d1.png"]
 
 
@@ -299,15 +302,15 @@ def test_cli_on_a_generated_multi_attribute_celeba(tmp_path, cli_env, config):
 
     make_celeba(tmp_path / "celeba", 40, size=(20, 24))
     make_partition(tmp_path / "celeba", 40)
-    extra = ["--model.init_args.stu_dim", "4"] if config.startswith("stgan") else []
+    extra = (["--model.init_args.stu_dim", "4", "--model.init_args.stu_layers", "1",
+              "--model.init_args.stu_inject_layers", "1"] if config.startswith("stgan") else [])
     ckpt, state = cli_fit(tmp_path, f"experiments/{config}.yaml", *TINY_CLI, *extra,
                           "--data.init_args.root", str(tmp_path / "celeba"), "--data.init_args.split_protocol", "null",
                           "--data.init_args.center_crop", "18", "--data.init_args.load_size", "18",
                           "--data.init_args.crop_size", "16", "--data.init_args.batch_size", "4",
                           "--data.init_args.num_workers", "0", "--model.init_args.image_size", "16",
                           "--model.init_args.n_layers", "2", "--model.init_args.dis_layers", "2",
-                          "--model.init_args.shortcut_layers", "1", "--model.init_args.inject_layers", "1",
-                          *(["--model.init_args.stu_layers", "1", "--model.init_args.stu_inject_layers", "1"] if extra else []))
+                          "--model.init_args.shortcut_layers", "1", "--model.init_args.inject_layers", "1")
     assert state["iteration"] == 6 and len(state["hyper_parameters"]["attributes"]) == 13
     model, _ = load_run(ckpt)
     x = torch.rand(2, 3, 16, 16) * 2 - 1

@@ -11,9 +11,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-
 from data_factory import make_celeba, make_multidomain, make_partition
 from helpers import check_steps, cli_fit, recording, tiny_data, trainer
+
 from lit_i2i.errors import UserError
 from lit_i2i.methods.stargan import StarGAN, StarGANDecay, parse_edit
 from lit_i2i.nets import count_params
@@ -356,3 +356,23 @@ def test_cli_rafd_folders(tmp_path, cli_env):
     assert "val/fid_digits_neutraltohappy" in summary
     model, _ = load_run(ckpt)
     assert model.translate(torch.rand(2, 3, 16, 16) * 2 - 1, "neutraltohappy").shape == (2, 3, 16, 16)
+
+
+def test_benchmark_smoke(tmp_path, cli_env):
+    """The attribute-editing benchmark end to end (2 steps per method, 4 test images per domain)."""
+    import importlib.util
+    import json
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "experiments" / "stargan" / "benchmark.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--out", str(tmp_path), "--max_steps", "2", "--max_samples", "4", "--threads", "0"]) == 0
+    result = json.loads((tmp_path / "benchmark.json").read_text())
+    assert set(result["methods"]) == {"stargan", "attgan", "stgan"}
+    for k, r in result["methods"].items():
+        assert r["steps"] == 2 and 0 <= r["add_success"] <= 1 and r["train_cpu_minutes"] > 0, k
+        assert (tmp_path / k / "test_grid.png").is_file()
+    assert result["input"]["remove_l1_outside"] == 0 and result["input"]["add_digit_kept"] > 0.7
+    assert "| remove: L1 to the bar-free rendering | lower |" in (tmp_path / "benchmark.md").read_text()

@@ -93,7 +93,8 @@ def adversarial_losses(mode: str, real: torch.Tensor | None, fake: torch.Tensor)
     return -real.mean(), fake.mean()  # wgan
 
 
-def gradient_penalty(f, real: torch.Tensor, fake: torch.Tensor, mode: str = "1-gp", sample: str = "line") -> torch.Tensor:
+def gradient_penalty(f, real: torch.Tensor, fake: torch.Tensor, mode: str = "1-gp",
+                     sample: str = "line") -> torch.Tensor:
     """``tfprob.gradient_penalty``: the penalty on ‖∇ f(x̂)‖₂ per image at samples x̂ (``line``: a uniform point
     between real and fake per image; ``dragan``: between real and real + 0.5 std(real) U(0, 1) noise)."""
     if mode == "none":

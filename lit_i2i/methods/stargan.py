@@ -195,7 +195,8 @@ class AttributeEditor(TranslationModule):
                 return x, F.one_hot(lab.long(), k).to(x.dtype)
             if lab.ndim != 2 or lab.shape[1] != k:
                 raise UserError(f"{type(self).__name__} needs attribute vectors of its {k} attributes "
-                                f"({', '.join(self.attribute_names)}) as labels, got labels of shape {tuple(lab.shape)}; "
+                                f"({', '.join(self.attribute_names)}) as labels, got labels of shape "
+                                f"{tuple(lab.shape)}; "
                                 "use datamodules.celeba.CelebAAttributes with data.attributes (the same list), or "
                                 "label_mode single for one class per image")
             return x, lab.to(x.dtype)
@@ -238,7 +239,8 @@ class AttributeEditor(TranslationModule):
                 raise UserError(f"image {path} is {shape[-1]}x{shape[-2]} with {shape[0]} channel(s) after the "
                                 f"preprocessing, but {type(self).__name__} takes {self.image_size}x{self.image_size} "
                                 f"with {self.channels} (model.image_size, model.channels; its discriminator's head "
-                                "covers the whole image); set --data.init_args.crop_size or --model.init_args.image_size")
+                                "covers the whole image); set --data.init_args.crop_size or "
+                                "--model.init_args.image_size")
 
     # ------------------------------------------------------------------ attributes and edits
     def attribute_logits(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -375,7 +377,8 @@ class StarGANDecay:
     def __init__(self, num_iters: int, num_iters_decay: int, lr_update_step: int, rule: str = "official"):
         if rule not in LR_DECAYS:
             raise ValueError(f"lr_decay must be one of {', '.join(LR_DECAYS)}, got {rule!r}")
-        self.num_iters, self.num_iters_decay, self.lr_update_step, self.rule = num_iters, num_iters_decay, lr_update_step, rule
+        self.num_iters, self.num_iters_decay = num_iters, num_iters_decay
+        self.lr_update_step, self.rule = lr_update_step, rule
 
     def __call__(self, step: int) -> float:
         start = self.num_iters - self.num_iters_decay
@@ -388,9 +391,10 @@ class StarGAN(AttributeEditor):
     method_name = "stargan"
     generators = {"AtoB": "G", "BtoA": "G"}
 
-    def __init__(self, attributes: list[str] | None = None, label_mode: str = "multi", edits: dict[str, str] | None = None, image_size: int = 128,
-                 channels: int = 3, g_conv_dim: int = 64, d_conv_dim: int = 64, g_repeat_num: int = 6,
-                 d_repeat_num: int = 6, lambda_cls: float = 1.0, lambda_rec: float = 10.0, lambda_gp: float = 10.0,
+    def __init__(self, attributes: list[str] | None = None, label_mode: str = "multi",
+                 edits: dict[str, str] | None = None, image_size: int = 128, channels: int = 3,
+                 g_conv_dim: int = 64, d_conv_dim: int = 64, g_repeat_num: int = 6, d_repeat_num: int = 6,
+                 lambda_cls: float = 1.0, lambda_rec: float = 10.0, lambda_gp: float = 10.0,
                  n_critic: int = 5, g_lr: float = 1e-4, d_lr: float = 1e-4, beta1: float = 0.5, beta2: float = 0.999,
                  num_iters: int = 200000, num_iters_decay: int = 100000, lr_update_step: int = 1000,
                  lr_decay: str = "official"):

@@ -104,7 +104,8 @@ class AttEncoder(nn.Module):
         z, zs = x, []
         for i, layer in enumerate(self.layers):
             if 0 < i < self.multi_inputs:
-                z = torch.cat([z, F.interpolate(x, size=(h // 2 ** i, w // 2 ** i), mode="bicubic", align_corners=False)], 1)
+                small = F.interpolate(x, size=(h // 2 ** i, w // 2 ** i), mode="bicubic", align_corners=False)
+                z = torch.cat([z, small], 1)
             z = layer(z)
             zs.append(z)
         return zs
@@ -248,7 +249,8 @@ class AttDiscriminator(nn.Module):
                  in_ch: int = 3):
         super().__init__()
         if image_size % 2 ** n_layers:
-            raise ValueError(f"AttDiscriminator: image_size {image_size} is not a multiple of 2**n_layers = {2 ** n_layers}")
+            raise ValueError(f"AttDiscriminator: image_size {image_size} is not a multiple of 2**n_layers "
+                             f"= {2 ** n_layers}")
         self.image_size = image_size
         layers, cin = [], in_ch
         for d in encoder_channels(dim, n_layers):
