@@ -70,7 +70,8 @@ intensity=None)``:
   Setting a hair colour to 1 sets the other hair colours to 0 (StarGAN's ``create_labels``; AttGAN and
   STGAN apply their ``check_attribute_conflict`` rules). :meth:`AttributeEditor.attribute_grid`
   gives the official sample grid: the input, then one column per attribute flipped (hair colours:
-  set), or one per class for single-label data.
+  set), or one per class for single-label data (the run's grids); :meth:`AttributeEditor.slider_grid`
+  one attribute's input swept over values (the official ``test_slide``).
 """
 
 from __future__ import annotations
@@ -363,6 +364,17 @@ class AttributeEditor(TranslationModule):
             out["rec"] = self.generate(x, a, a, none[0], none)
         for name, b, edited in self.grid_targets(a):
             out[name if name not in out else f"{name}_"] = self.generate(x, a, b, edited, none)
+        return out
+
+    @torch.no_grad()
+    def slider_grid(self, x: torch.Tensor, attribute: str, values=(-1.0, -0.5, 0.0, 0.5, 1.0),
+                    source_attributes=None) -> dict[str, torch.Tensor]:
+        """``{"input": x, "<attribute>=<v>": x with that attribute's input set to v, ...}``: the official
+        ``test_slide`` grid (AttGAN: values in [-2, 2] of 2b - 1; STGAN: of b's input; StarGAN: of c)."""
+        out = {"input": x}
+        for v in values:
+            out[f"{attribute}={v:g}"] = self.translate(x, mode=f"slide:{attribute}={v}",
+                                                      source_attributes=source_attributes)
         return out
 
     @torch.no_grad()
