@@ -218,7 +218,8 @@ def test_attribute_inputs_at_training_and_test_time():
     grid = att.attribute_grid(torch.rand(2, 3, 32, 32), torch.tensor([[1.0, 0, 0], [0, 1, 1]]))
     assert list(grid) == ["input", "rec", *THREE]
     slide = att.slider_grid(torch.rand(2, 3, 32, 32), "Male", (-2, 0, 2))
-    assert list(slide) == ["input", "Male=-2", "Male=0", "Male=2"] and not torch.equal(slide["Male=-2"], slide["Male=2"])
+    assert list(slide) == ["input", "Male=-2", "Male=0", "Male=2"]
+    assert not torch.equal(slide["Male=-2"], slide["Male=2"])
 
 
 @pytest.mark.parametrize("cls", [AttGAN, STGAN])
