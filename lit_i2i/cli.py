@@ -41,6 +41,8 @@ EXTRA_COMMANDS = {
     "evaluate": "evaluate a checkpoint (FID, KID, accuracy, ...) and write metrics.json",
     "train-classifier": "train the built-in digit classifiers used by the metrics",
     "bench": "benchmarks (bench eval, bench train)",
+    "reproduce": "reproduce a paper table from its table file (experiments/tables/*.yaml)",
+    "data": "look at data: `data preview --domain NAME` writes a grid of a domain's samples",
 }
 
 
@@ -312,7 +314,7 @@ def _finish_wandb(exit_code: int) -> None:
 
 
 def _print_help() -> None:
-    print("usage: lit-i2i {fit,validate,test,predict,translate,evaluate,train-classifier,bench} ...\n")
+    print("usage: lit-i2i {fit,validate,test,predict,translate,evaluate,train-classifier,bench,reproduce,data} ...\n")
     print("Lightning subcommands (each takes --config FILE, --print_config, dotted overrides; see `lit-i2i fit --help`):")
     for name, what in (("fit", "train a method"), ("validate", "run the validation loop"),
                        ("test", "run the test loop (metrics at test time)"), ("predict", "run the predict loop")):

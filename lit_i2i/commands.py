@@ -76,6 +76,8 @@ def translate(argv: list[str]) -> int:
     ap.add_argument("--direction", default=None, help="AtoB (default: the method's first direction) or BtoA")
     ap.add_argument("--reference", default=None, help="reference image, for methods that need one")
     ap.add_argument("--mode", default=None, help="a method's extra operation (e.g. removal), where it has them")
+    ap.add_argument("--num", type=int, default=None, help="with a mode that makes several outputs per input (e.g. "
+                                                            "sample): how many")
     ap.add_argument("--config", default=None, help="YAML whose data section overrides the checkpoint's")
     ap.add_argument("--batch_size", type=int, default=16)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -119,6 +121,10 @@ def translate(argv: list[str]) -> int:
     if a.reference:
         ref = apply(t, load_image(a.reference, channels))[None].to(a.device) if t else None
     kwargs = {"mode": a.mode} if a.mode else {}
+    if a.num is not None:
+        if a.num < 1:
+            raise UserError(f"--num must be at least 1, got {a.num}")
+        kwargs["num"] = a.num
     out.mkdir(parents=True, exist_ok=True)
     for i in tqdm(range(0, len(files), a.batch_size), desc="translate", unit="batch"):
         chunk = files[i:i + a.batch_size]
@@ -190,3 +196,15 @@ def bench(argv: list[str]) -> int:
     from lit_i2i.bench import bench_train_main
 
     return bench_train_main(rest)
+
+
+def reproduce(argv: list[str]) -> int:
+    from lit_i2i.reproduce import reproduce_main
+
+    return reproduce_main(argv)
+
+
+def data(argv: list[str]) -> int:
+    from lit_i2i.preview import preview_main
+
+    return preview_main(argv)

@@ -11,7 +11,6 @@ label k, top to bottom, where the domain has enough of them; otherwise images in
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -42,10 +41,11 @@ def preview_grid(source, n: int = 64, by_label: bool = True) -> tuple[torch.Tens
 
 
 def preview_main(argv: list[str]) -> int:
+    from lit_i2i.commands import CommandParser
     from datamodules.builtin import DOMAINS, domain_source
     from lit_i2i.core.visuals import save_grid
 
-    ap = argparse.ArgumentParser(prog="lit-i2i data preview", description="A grid of samples of a domain.")
+    ap = CommandParser(prog="lit-i2i data preview", description="A grid of samples of a domain.")
     ap.add_argument("what", choices=["preview"])
     ap.add_argument("--domain", required=True, help=f"a built-in domain ({', '.join(DOMAINS)}) or mnist|svhn|usps")
     ap.add_argument("--split", default="test", choices=["train", "test"])

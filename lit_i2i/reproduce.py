@@ -36,7 +36,6 @@ what is missing. ``--dry_run`` prints the resolved runs and their commands.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -335,7 +334,9 @@ def log_table(t: dict, spec: dict, out: Path) -> None:
 
 # ------------------------------------------------------------------------------------------ command
 def reproduce_main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="lit-i2i reproduce", description="Reproduce a paper table from its table file.")
+    from lit_i2i.commands import CommandParser
+
+    ap = CommandParser(prog="lit-i2i reproduce", description="Reproduce a paper table from its table file.")
     ap.add_argument("table", help="a table file, e.g. experiments/tables/ost_table1.yaml")
     ap.add_argument("--proxy", action="store_true", help="the table's proxy: built-in data, CPU-sized")
     ap.add_argument("--rows", default=None, help="comma-separated subset of the rows")

@@ -15,6 +15,15 @@ def test_preview_writes_a_grid_by_label(tmp_path, capsys):
     assert "columns 0, 1, 2, 3, 4, 5, 6, 7, 8, 9" in capsys.readouterr().out
 
 
+def test_preview_through_the_cli(tmp_path, capsys):
+    from lit_i2i.cli import main
+
+    assert main(["data", "preview", "--domain", "digits", "--n", "10", "--out", str(tmp_path / "d.png")]) == 0
+    assert (tmp_path / "d.png").is_file()
+    assert main(["data", "preview", "--domain", "letters"]) == 2
+    assert "unknown domain" in capsys.readouterr().err
+
+
 def test_preview_bad_domain_and_folder(tmp_path):
     with pytest.raises(UserError, match="unknown domain"):
         preview_main(["preview", "--domain", "letters"])

@@ -102,7 +102,9 @@ def test_plan_resolves_proxies_shared_runs_and_seeds(tmp_path, capsys):
     assert [r.key for r in R.plan(s, tmp_path / "o", rows=["full"], seeds=1)] == ["phase1", "full/seed0"]
     with pytest.raises(UserError, match="unknown row"):
         R.plan(s, tmp_path / "o", rows=["nope"])
-    assert R.reproduce_main([str(p), "--out", str(tmp_path / "o"), "--dry_run"]) == 0
+    from lit_i2i.cli import main
+
+    assert main(["reproduce", str(p), "--out", str(tmp_path / "o"), "--dry_run"]) == 0  # as a user types it
     out = capsys.readouterr().out
     assert "[to run] full/seed2: lit-i2i fit --config a.yaml" in out and "4 runs" in out
 

@@ -1,6 +1,6 @@
-"""Content transfer on the built-in "accessory" digits: Press et al., DIDD and MBU side by side.
+"""Content transfer on the built-in "accessory" digits: Press et al., DIDD, MBU and Fader networks side by side.
 
-One command trains the three ``digits_accessory.yaml`` configs through ``lit-i2i fit`` (one after the
+One command trains the four ``digits_accessory.yaml`` configs through ``lit-i2i fit`` (one after the
 other, never in parallel), evaluates them on the test split and prints a markdown table
 (also written to ``<out>/benchmark.md`` and ``<out>/benchmark.json``)::
 
@@ -29,7 +29,11 @@ what the image looks like without it, so the papers' protocols become exact meas
 Two baseline columns calibrate every number: "input" (the output is the unchanged input) and
 "ground truth" (the exact answer from the renderer). DIDD's removal is its B -> A translation with
 a reference from A (G(E^c(b), E^s_A(a), 0), the DIDD Table 1 protocol); its intersection
-G(E^c(b), 0, 0) is reported on its own row.
+G(E^c(b), 0, 0) is reported on its own row. Fader networks (the papers' "Fader" rows) take no
+reference: removal is the decoder at attribute value 0, "transfer" adds the attribute at value 1
+(the bar's colour is then the model's own choice, so its colour error is not a guided transfer's);
+its slider is measured on its own rows, P(has accessory) of A test images decoded at values 0, 0.5,
+1 and 1.5.
 
 Classifiers: ``load_digit_classifier("accessory")`` and ``load_digit_classifier("colored-digits")``
 from ``lit_i2i.metrics`` (the latter reads digits with and without the bar); if the metrics package
@@ -64,7 +68,9 @@ from datamodules.builtin import ACCESSORY_COLS, ACCESSORY_ROWS, indices, render 
 
 METHODS = {"press": ("Press et al.", "experiments/press/digits_accessory.yaml"),
            "didd": ("DIDD", "experiments/didd/digits_accessory.yaml"),
-           "mbu": ("MBU", "experiments/mbu/digits_accessory.yaml")}
+           "mbu": ("MBU", "experiments/mbu/digits_accessory.yaml"),
+           "fader": ("Fader networks", "experiments/fader/digits_accessory.yaml")}
+FADER_SLIDER = (0.0, 0.5, 1.0, 1.5)  # attribute values at which Fader's slider is measured
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -287,6 +293,10 @@ def evaluate_model(key: str, model, d: dict, judges: Judges) -> dict[str, float]
         res.update({"mask_iou_at_removal_threshold": iou(mask, d["B_mask"], thr), "mask_iou_at_0.5": iou(mask, d["B_mask"], 0.5),
                     "mask_iou_best": ious[best], "mask_best_threshold": best,
                     "mask_area_on_A": float((mask_a >= thr).float().mean())})
+    if key == "fader":
+        for v in FADER_SLIDER:
+            out = batched(lambda x, r, v=v: model.translate(x, value=v), d["A"])
+            res[f"fader_slider_p_accessory_{v:g}"] = float(judges.p_accessory(out).mean())
     return res
 
 
@@ -355,6 +365,8 @@ ROWS = [  # key, label, better
     ("mask_iou_at_0.5", "MBU mask IoU at 0.5", "higher"),
     ("mask_iou_best", "MBU mask IoU at the best threshold (chosen on test)", "higher"),
     ("mask_area_on_A", "MBU mask area on bar-free A images", "lower"),
+    *[(f"fader_slider_p_accessory_{v:g}", f"Fader slider: P(has accessory) of A decoded at value {v:g}", "")
+      for v in FADER_SLIDER],
     ("train_minutes", "training time (min, CPU)", ""),
     ("steps", "optimizer steps (2 per batch)", ""),
 ]
@@ -375,7 +387,7 @@ def table(results: dict[str, dict], base: dict[str, dict], keys: list[str]) -> s
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="runs/content_transfer", help="run folders, classifiers and the table")
-    ap.add_argument("--methods", default="press,didd,mbu")
+    ap.add_argument("--methods", default="press,didd,mbu,fader")
     ap.add_argument("--max_steps", type=int, default=None, help="override the configs' trainer.max_steps")
     ap.add_argument("--retrain", action="store_true", help="train again even where a last.ckpt exists")
     ap.add_argument("--threads", type=int, default=1,
@@ -401,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in keys:
         ckpt, seconds = train(k, out, a.max_steps, a.retrain)
         model, _ = load_run(ckpt)
-        steps = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
+        steps = torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"]
         import yaml
 
         expected = a.max_steps or yaml.safe_load((ROOT / METHODS[k][1]).read_text())["trainer"]["max_steps"]

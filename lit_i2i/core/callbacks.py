@@ -211,7 +211,7 @@ class SaveOnSignal(pl.Callback):
         path = self.last_path(trainer)
         if trainer.checkpoint_callback is not None:  # so that the continued run writes last.ckpt, not last-v1.ckpt
             trainer.checkpoint_callback.last_model_path = str(path)
-        trainer.save_checkpoint(path, weights_only=False)  # the whole state, to continue exactly
+        trainer.save_checkpoint(path)  # the whole state (not weights only), to continue exactly
         rank_zero_info(f"lit-i2i: stopped by {signal.Signals(signum).name} at step {trainer.global_step}; saved "
                        f"{path} (continue with --ckpt_path last)")
 

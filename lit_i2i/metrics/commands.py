@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import tempfile
 import time
@@ -21,10 +20,11 @@ from torch import nn
 
 
 def train_classifier_main(argv: list[str]) -> int:
+    from lit_i2i.commands import CommandParser
     from lit_i2i.metrics.classifier import (NUM_CLASSES, REAL, asset_name, cache_root, save_classifier,
                                             train_digit_classifier)
 
-    ap = argparse.ArgumentParser(
+    ap = CommandParser(
         prog="lit-i2i train-classifier",
         description="Train the built-in digit classifiers used by acc / fid_digits / kid_digits / attr_* "
                     "(repeatable given --seed; one CPU thread, under two minutes each).")
@@ -66,10 +66,11 @@ class _Identity(nn.Module):
 
 
 def bench_eval_main(argv: list[str]) -> int:
+    from lit_i2i.commands import CommandParser
     from datamodules.builtin import BuiltinDigits
     from lit_i2i.metrics.evaluate import Evaluator
 
-    ap = argparse.ArgumentParser(prog="lit-i2i bench eval",
+    ap = CommandParser(prog="lit-i2i bench eval",
                                  description="Time one evaluation without and with cached real features.")
     ap.add_argument("--n", type=int, default=1000, help="real and translated images (at most 1437)")
     ap.add_argument("--metrics", default="fid_digits,kid_digits,acc")
