@@ -48,9 +48,10 @@ Defaults, by version of the official code (each verified in its ``main.py`` / ``
 | G kernels / dropout | 5x5; ``tf.nn.dropout`` keep 0.5 in d1-d3, train and test | 3x3 (5x5 first and last); ``--dropout_rate 0`` | 5x5; keep 0.5 |
 | optimizer, batch | RMSProp 5e-5, decay 0.9; ``--batch_size 1``, 50 epochs | the same; 50 epochs | the same |
 
-The head's setting is ``gan_mode: wgangp, clip_value: null, lambda_gp: 10, n_critic: 1,
-lambda_A/B: 500`` here (with this critic, which is the WGAN-era one; the head's global critic has a
-fifth conv and 3x3 kernels; note its penalty on a critic that uses batch statistics mixes samples).
+The head's losses and schedule are ``gan_mode: wgangp, clip_value: null, lambda_gp: 10,
+n_critic: 1, lambda_A/B: 500`` here, but with the WGAN-era critic (the head's global critic has a
+fifth conv, 3x3 kernels and per-image norm; with this critic's batch statistics the gradient penalty
+is not per-sample, so for WGAN-GP ``netD: basic`` with ``norm: instance`` is the closer choice).
 The 2017-08 setting is ``gan_mode: vanilla, clip_value: null, lambda_A/B: 20`` (not its two G steps).
 
 What else the WGAN-era code does:
