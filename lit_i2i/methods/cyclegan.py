@@ -32,7 +32,8 @@ only; the code enables 0.5 everywhere; set ``lambda_identity: 0`` for the paper'
 
 The cycle family: DiscoGAN (``methods/discogan.py``: encoder-decoder nets from ``nets/discogan.py``,
 BCE GAN + feature matching + MSE reconstruction with a rate curriculum, one update per iteration) and
-DualGAN (``methods/dualgan.py``: U-Net and PatchGAN, WGAN with weight clipping, n_critic critic
+DualGAN (``methods/dualgan.py``: U-Net generators and the WGAN-era official critic (5x5 convs ending in a
+fully connected score), WGAN with weight clipping, n_critic critic
 updates per generator update, RMSProp, L1 reconstruction weights of a few hundred) subclass this
 class for its directions, ``forward_cycle`` and ``visuals``; their docstrings give their loss tables
 and departures.
