@@ -198,18 +198,33 @@ class UnpairedFolders(FileDataModule):
         stride: height and width are rounded to a multiple of this (the network's downsampling).
         center_crop: the square cut first by ``center_crop_resize``.
         skip_bad_files: skip unreadable files with one warning and a count instead of failing.
+        blur: the domains whose images get a 3x3 Gaussian blur before everything else, at training and
+            evaluation (UNIT's SYNTHIA: ``[A]``).
         batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers: the loaders.
     """
 
     def __init__(self, root: str = "datasets/horse2zebra", preprocess: str = "resize_and_crop", load_size: int = 286,
                  crop_size: int = 256, flip: bool = True, channels: int = 3, stride: int = 4, center_crop: int = 178,
-                 skip_bad_files: bool = False, batch_size: int = 1, eval_batch_size: int | None = None,
-                 num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = False):
+                 skip_bad_files: bool = False, blur: list[str] | None = None, batch_size: int = 1,
+                 eval_batch_size: int | None = None, num_workers: int = 0, pin_memory: bool = False,
+                 persistent_workers: bool = False):
         super().__init__(preprocess, load_size, crop_size, flip, channels, stride, center_crop, skip_bad_files,
                          batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
         self.root = Path(root).expanduser()
         self.name = self.root.name
         self.domains = ("A", "B")
+        self.blur = list(blur or [])
+        bad = [d for d in self.blur if d not in self.domains]
+        if bad:
+            raise UserError(f"data.blur: {bad} are not domains of this data; choose from {list(self.domains)}")
+
+    def domain_transform(self, domain: str, train: bool):
+        return self.transform(train, blur=domain in self.blur)
+
+    def eval_dataset(self, domain: str, split: str = "test"):
+        from datamodules.base import DomainDataset
+
+        return DomainDataset(self.eval_source(domain, split), self.domain_transform(domain, False))
 
     def eval_source(self, domain: str, split: str = "test") -> FileSource:
         if domain not in self.domains:
@@ -220,7 +235,7 @@ class UnpairedFolders(FileDataModule):
     def build(self, split: str) -> UnpairedDataset:
         train = split == "train"
         return UnpairedDataset(self.eval_source("A", split), self.eval_source("B", split),
-                               self.transform(train), random_b=train)
+                               self.domain_transform("A", train), self.domain_transform("B", train), random_b=train)
 
 
 class _Combined:

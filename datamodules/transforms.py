@@ -73,6 +73,26 @@ class _MultipleOf(torch.nn.Module):
         return imgs if len(imgs) > 1 else imgs[0]
 
 
+class Blur3x3(torch.nn.Module):
+    """OpenCV's ``GaussianBlur(img, (3, 3), 0)`` on uint8 images: the fixed kernel [1, 2, 1] / 4 in each
+    direction, reflected borders (OpenCV's default BORDER_REFLECT_101), rounded back to uint8 (UNIT's
+    ``dataset_blur_image`` blurs SYNTHIA so)."""
+
+    def forward(self, *imgs):
+        k = torch.tensor([0.25, 0.5, 0.25])
+        kernel = torch.outer(k, k)[None, None]
+
+        def blur(img):
+            x = img.as_subclass(torch.Tensor).float()[None]
+            c = x.shape[1]
+            y = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"),
+                                           kernel.expand(c, 1, 3, 3), groups=c)[0]
+            out = y.round().clamp(0, 255).to(img.dtype) if not img.is_floating_point() else y
+            return tv_tensors.wrap(out, like=img) if isinstance(img, tv_tensors.Image) else out
+        out = tuple(blur(i) for i in imgs)
+        return out if len(out) > 1 else out[0]
+
+
 def min_input_size(preprocess: str, load_size: int, crop_size: int,
                    center_crop: int | None = None) -> tuple[int, int] | None:
     """The smallest (h, w) a file may have for this preprocessing (None: any size works).
@@ -91,18 +111,19 @@ def build_transform(preprocess: str = "resize_and_crop", load_size: int = 286, c
                     flip: bool = True, train: bool = True, channels: int = 3, stride: int = 4,
                     center_crop: int = 178, rotation: float = 0.0, color_jitter: float = 0.0,
                     scale: tuple[float, float] | None = None, translate: float = 0.0, shear: float = 0.0,
-                    hue: float = 0.0) -> v2.Compose:
+                    hue: float = 0.0, blur: bool = False) -> v2.Compose:
     """The transform for one split. Random ops (crop, flip, rotation, jitter) only when ``train``.
 
     ``rotation`` (degrees), ``translate`` (fraction of the size), ``shear`` (degrees), ``color_jitter``
     (brightness/contrast/saturation strength), ``hue`` and ``scale`` (random-resized-crop area range)
-    are the extra augmentations of the one-shot data and of TUNIT's second view.
+    are the extra augmentations of the one-shot data and of TUNIT's second view. ``blur``: a 3x3
+    Gaussian blur first (:class:`Blur3x3`).
     """
     if preprocess not in PREPROCESS:
         raise UserError(f"data.preprocess: unknown value {preprocess!r}; choose one of {', '.join(PREPROCESS)}")
     if channels not in (1, 3):
         raise UserError(f"data.channels must be 1 or 3, got {channels}")
-    ops: list = []
+    ops: list = [Blur3x3()] if blur else []  # before any resizing, at train and test (UNIT's SYNTHIA)
     crop = v2.RandomCrop(crop_size) if train else v2.CenterCrop(crop_size)
     load = load_size if train else crop_size  # the reference tests with load_size = crop_size
     if preprocess == "resize_and_crop":

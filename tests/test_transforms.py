@@ -1,10 +1,12 @@
 """Preprocessing against the reference code (junyanz/pytorch-CycleGAN-and-pix2pix ``data/base_dataset.py``)."""
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
 from datamodules.transforms import apply, build_transform
+from lit_i2i.errors import UserError
 
 
 def _img(h, w, seed=0):
@@ -57,3 +59,36 @@ def test_center_crop_resize_and_crop_is_uniits_celeba_pipeline():
     e = build_transform("center_crop_resize_and_crop", 132, 128, train=False, center_crop=178)
     same = build_transform("center_crop_resize", 132, 128, train=False, center_crop=178)
     assert torch.equal(apply(e, x), apply(same, x))  # at test: the whole 178 crop resized to 128
+
+
+def test_blur_3x3_is_opencvs_fixed_gaussian_with_reflected_borders():
+    from datamodules.transforms import Blur3x3
+
+    x = torch.zeros(1, 3, 4, dtype=torch.uint8)
+    x[0, 1, 1] = 160  # one bright pixel
+    y = Blur3x3()(x)[0]
+    k = np.array([0.25, 0.5, 0.25])
+    expected = np.zeros((3, 4))
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            expected[1 + dy, 1 + dx] = 160 * k[dy + 1] * k[dx + 1]
+    # BORDER_REFLECT_101: the pixel's mirror images across the edges add to the border rows
+    expected[0, :] *= 2  # row 1 is mirrored into row -1, so row 0 sees it twice
+    expected[2, :] *= 2
+    expected[:, 0] *= 2
+    assert torch.equal(y, torch.from_numpy(expected.round()).to(torch.uint8))
+    t = build_transform("resize", 32, 16, train=False, blur=True)
+    assert apply(t, _img(32, 32)).shape == (3, 16, 16)
+
+
+def test_unpaired_folders_blur_only_the_named_domain(tmp_path):
+    from data_factory import make_unpaired
+    from datamodules.folders import UnpairedFolders
+
+    root = make_unpaired(tmp_path / "d", 2, 2, size=(16, 16), n_test=2)
+    plain = UnpairedFolders(str(root), preprocess="none", flip=False)
+    blurred = UnpairedFolders(str(root), preprocess="none", flip=False, blur=["A"])
+    assert not torch.equal(plain.eval_dataset("A")[0]["image"], blurred.eval_dataset("A")[0]["image"])
+    assert torch.equal(plain.eval_dataset("B")[0]["image"], blurred.eval_dataset("B")[0]["image"])
+    with pytest.raises(UserError, match="data.blur"):
+        UnpairedFolders(str(root), blur=["C"])

@@ -30,7 +30,7 @@ Initialisation as ``gaussian_weights_init``: conv and transposed-conv weights N(
 at PyTorch's default (``variant: master`` zeroes them, as its ``weights_init``).
 Data, as every ``version_02`` dataset class: random horizontal mirroring at training (``flip: true``
 in the configs; not for the digit configs, where a mirrored digit is another shape); SYNTHIA images
-get a 3x3 Gaussian blur before scaling (``dataset_blur_image``: ``blur_A`` of the street config).
+get a 3x3 Gaussian blur before scaling (``dataset_blur_image``: ``data.blur: [A]`` in the street config).
 
 Discriminators (``netD``): ``single`` (``COCODis``, ``n_layers_D`` 3x3 stride-2 convs: small
 images, cat2tiger), ``multiscale`` (``COCOMsDis``, ``num_scales`` nets, Gaussian-blur downsampling:
