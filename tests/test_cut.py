@@ -114,7 +114,8 @@ def test_mode_defaults_and_overrides():
     cut, fast = CUT(**TINY), CUT(cut_mode="FastCUT", **{**TINY, "n_epochs": None, "n_epochs_decay": None})
     assert (cut.hparams.nce_idt, cut.hparams.lambda_NCE, cut.hparams.flip_equivariance) == (True, 1.0, False)
     assert (fast.hparams.nce_idt, fast.hparams.lambda_NCE, fast.hparams.flip_equivariance) == (False, 10.0, True)
-    assert (fast.n_epochs, fast.n_epochs_decay) == (150, 50) and CUT().n_epochs_decay == 200
+    assert (fast.n_epochs, fast.n_epochs_decay) == (150, 50)
+    assert CUT(**{**TINY, "n_epochs": None, "n_epochs_decay": None}).n_epochs_decay == 200
     assert CUT(cut_mode="fastcut", lambda_NCE=3.0, **TINY).hparams.lambda_NCE == 3.0
     assert fast.method_name == "fastcut" and cut.method_name == "cut"
     back = CUT(direction="BtoA", **TINY)
@@ -205,6 +206,8 @@ def test_cli_digits_configs_train_and_translate(tmp_path, cli_env):
         model, _ = load_run(ckpt)
         out = model.translate(torch.zeros(2, 3, 32, 32))
         assert out.shape == (2, 3, 32, 32) and model.directions == ("AtoB",)
+        # finite: a zero feature (a pixel of value 0) once made every weight NaN at the first step
+        assert torch.isfinite(out).all()
         assert list((tmp_path / name / "run" / "grids").glob("final_*.png"))
 
 
@@ -218,3 +221,16 @@ def test_cli_real_layout_configs(config, tmp_path, cli_env):
                        "--data.init_args.num_workers", "0", "--trainer.max_steps", "2", "--metrics.metrics", "[]",
                        *TINY_CLI)
     assert state["global_step"] == 2
+
+
+def test_l2_normalize_has_a_finite_gradient_at_a_zero_feature():
+    from lit_i2i.nets.patch_sample import l2_normalize
+
+    x = torch.randn(5, 8)
+    x[2] = 0
+    x.requires_grad_(True)
+    y = l2_normalize(x)
+    ref = x.detach() / (x.detach().pow(2).sum(1, keepdim=True).pow(0.5) + 1e-7)  # the official form
+    assert torch.allclose(y, ref, atol=1e-7) and (y[2] == 0).all()
+    y.square().sum().backward()
+    assert torch.isfinite(x.grad).all()

@@ -135,6 +135,14 @@ def test_fid_of_a_set_with_itself_is_zero_and_matches_scipy():
     assert fid(a, b) == pytest.approx(_scipy_fid(a, b), rel=1e-6)
 
 
+def test_fid_of_non_finite_features_is_nan_not_a_crash():
+    real, fake = torch.randn(20, 8), torch.randn(20, 8)
+    fake[3, 2] = float("nan")
+    assert math.isnan(fid(real, fake)) and math.isnan(fid(fake, real))
+    fake[3, 2] = float("inf")
+    assert math.isnan(fid(real, fake))
+
+
 def test_fid_and_kid_agree_with_torchmetrics_on_images():
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
@@ -433,13 +441,19 @@ def test_unknown_metric_and_missing_classifier_are_user_errors():
         TranslationMetrics(metrics=["fid", "sharpness"])
 
     class Photos:
-        a, b, name, domains = "horse", "zebra", "h2z", ("A", "B")
+        name, domains = "h2z", ("A", "B")
 
         def eval_dataset(self, domain, split="test"):
             return []
 
-    with pytest.raises(UserError, match="classifier of the target domain 'zebra'"):
+    class NamedPhotos(Photos):
+        def builtin_domain(self, domain):
+            return {"A": "horse", "B": "zebra"}[domain]
+
+    with pytest.raises(UserError, match="classifier of the target domain 'B' of AtoB"):
         Evaluator(["acc"]).plan(Identity(), Photos())
+    with pytest.raises(UserError, match="classifier of the target domain 'zebra' of AtoB"):
+        Evaluator(["acc"]).plan(Identity(), NamedPhotos())
     with pytest.raises(UserError, match="not <source>to<target>"):
         Evaluator(["acc"], ["AtoC"]).plan(Identity(), BuiltinDigits())
 

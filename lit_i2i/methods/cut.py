@@ -29,6 +29,10 @@ defaults of ``nce_idt``, ``lambda_NCE``, ``flip_equivariance``, ``n_epochs`` and
 (each can still be set): FastCUT is ``CUT`` with ``cut_mode: FastCUT``.
 
 Departures from the official code:
+  - The L2 normalisation of the sampled features takes its norm with ``torch.linalg.vector_norm``
+    (same value to float rounding), whose gradient is finite where a feature vector is exactly 0; the
+    official ``pow(2).sum().pow(0.5)`` gives NaN there, which on the built-in digits (pixels of value 0
+    in [-1, 1]) turned every weight into NaN at the first step.
   - F's MLPs are built in ``setup()`` from the generator's channel counts (and, when a checkpoint is
     loaded outside ``fit``, in ``on_load_checkpoint``), before the optimizers and before any DDP
     wrapping; the official code creates them inside the first forward pass

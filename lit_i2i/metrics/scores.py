@@ -66,6 +66,10 @@ def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     _check(real, fake, "FID")
+    if not (torch.isfinite(real).all() and torch.isfinite(fake).all()):
+        # LAPACK's eigvals (torchmetrics' matrix square root) can crash the process on NaN/inf input
+        # (seen with a diverged 4-step run), so a non-finite feature gives NaN instead.
+        return float("nan")
     m = FrechetInceptionDistance(feature=PassThrough(real.shape[1]), sync_on_compute=False)
     m.update(real.detach().cpu().double(), real=True)
     m.update(fake.detach().cpu().double(), real=False)
