@@ -122,3 +122,42 @@ def clip_weights_(params: nn.Module | Sequence[torch.Tensor], value: float) -> N
         raise ValueError(f"clip value must be positive, got {value}")
     for p in params.parameters() if isinstance(params, nn.Module) else params:
         p.clamp_(-value, value)
+
+
+def iic_loss(p: torch.Tensor, q: torch.Tensor, lamb: float = 1.0, eps: float = 1e-10) -> torch.Tensor:
+    """IIC (Ji et al. 2019): minus the mutual information of the cluster assignments of two views.
+
+    ``p``, ``q``: (N, K) softmax outputs of the two views. The joint P = sum_n p_n q_n^T is
+    symmetrised and normalised; loss = -sum_ij P_ij (log P_ij - lamb log P_i - lamb log P_j), with the
+    marginals taken from the joint before entries below ``eps`` are raised to ``eps`` (as IIC's and
+    TUNIT's ``calc_iic_loss``; raised entries get no gradient). Perfect balanced clustering of K
+    clusters gives -log K; independent (e.g. uniform) assignments give 0. In float32.
+    """
+    p, q = p.float(), q.float()
+    if p.shape != q.shape or p.ndim != 2:
+        raise ValueError(f"iic_loss: expected two (N, K) tensors of one shape, got {tuple(p.shape)} and {tuple(q.shape)}")
+    joint = p.t() @ q  # (K, K): sum over samples of the outer products
+    joint = (joint + joint.t()) / 2
+    joint = joint / joint.sum()
+    k = joint.shape[0]
+    p_i = joint.sum(1, keepdim=True).expand(k, k)
+    p_j = joint.sum(0, keepdim=True).expand(k, k)
+    floor = torch.tensor(eps, dtype=joint.dtype, device=joint.device)
+    joint, p_i, p_j = (torch.where(t < eps, floor, t) for t in (joint, p_i, p_j))
+    return -(joint * (joint.log() - lamb * p_j.log() - lamb * p_i.log())).sum()
+
+
+def info_nce(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor | None,
+             temperature: float = 0.07) -> torch.Tensor:
+    """InfoNCE / MoCo contrastive loss: cross-entropy of the positive among the logits
+    [q . k, q . n_1, ..., q . n_M] / temperature, mean over the N queries.
+
+    ``query``, ``key``: (N, D); ``key`` is detached (MoCo's key encoder gets no gradient); ``negatives``:
+    (M, D) (a queue of past keys) or None/empty (then the loss is 0). Codes are used as given, with
+    no L2 normalisation (TUNIT's ``calc_contrastive_loss``). In float32.
+    """
+    q, k = query.float(), key.detach().float()
+    pos = (q * k).sum(1, keepdim=True)
+    logits = pos if negatives is None or len(negatives) == 0 else torch.cat([pos, q @ negatives.detach().float().t()], 1)
+    target = torch.zeros(len(q), dtype=torch.long, device=q.device)
+    return F.cross_entropy(logits / temperature, target)

@@ -28,6 +28,7 @@ generator) or override :meth:`translate`.
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from typing import Iterable
 
 import numpy as np
@@ -38,6 +39,21 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lit_i2i.core.pool import ImagePool
 from lit_i2i.core.schedules import build_scheduler
+
+
+@contextmanager
+def frozen(*modules: nn.Module):
+    """The parameters of ``modules`` need no gradient inside the block (gradients still flow through
+    them to their inputs); each parameter's flag is restored after."""
+    params = [p for m in modules for p in m.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, f in zip(params, flags):
+            p.requires_grad_(f)
 
 
 class BatchBookkeeping(pl.Callback):

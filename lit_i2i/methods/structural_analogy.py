@@ -49,7 +49,11 @@ Departures from the official code (none changes an update, except the RNG stream
     in ``configure_optimizers`` and only the current scale's pair is stepped; a pair is fresh when
     its scale starts, which is what the official per-scale rebuild gives (no LR schedule), and the
     finished scale's Adam state is dropped then. Resume is exact from any iteration (weights, Adam,
-    noise amplitudes, the noise RNG); the official ``--load`` resumes at whole scales only.
+    noise amplitudes, the noise RNG); the official ``--load`` resumes at whole scales only. The
+    progress bar shows ``scale``; each scale's start is printed. Steps do not use Lightning's
+    ``toggle_optimizer``: each backward can only reach the stepped optimizer's parameters (the
+    critics are frozen while the generators' loss is built), and toggling every optimizer's parameter
+    flags twice per iteration cost a few percent on a CPU (22 optimizers for 11 scales).
   - Untrained scales are initialised (official ``weights_init``) at construction, not when their
     scale starts; when the width is unchanged they are overwritten by the previous scale's weights
     then, as in the official code.
@@ -76,17 +80,22 @@ Departures from the official code (none changes an update, except the RNG stream
 
 from __future__ import annotations
 
-import contextlib
-import math
-
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
 
 from lit_i2i.core import TranslationModule
+from lit_i2i.core.module import frozen
 from lit_i2i.errors import UserError
-from lit_i2i.nets.singan import ScaleCritic, ScaleGenerator, pyramid_sizes, sa_init_, scale_width, upsample
+from lit_i2i.nets.singan import (
+    ScaleCritic,
+    ScaleGenerator,
+    pyramid_sizes,
+    sa_init_,
+    scale_width,
+    upsample,
+)
 
 
 def pixel_gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, weight: float,
@@ -101,21 +110,35 @@ def pixel_gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Te
     return weight * ((grad.norm(2, dim=1) - 1) ** 2).mean()
 
 
-@contextlib.contextmanager
-def frozen(*modules: nn.Module):
-    """No parameter gradients for ``modules`` inside (restored after)."""
-    params = [p for m in modules for p in m.parameters()]
-    flags = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, f in zip(params, flags):
-            p.requires_grad_(f)
 
 
 class StructuralAnalogy(TranslationModule):
+    """Two coupled SinGAN pyramids trained on one image pair, scale by scale (see the module docstring).
+
+    Args:
+        img_size: side of the (square) images and of the finest scale (official 220).
+        min_size: side of the coarsest scale, about (official 18; the README's text setting: 25).
+        max_size: the official ``max_size`` (it only changes the scale count above 250 px).
+        scale_factor: the initial scale factor (0.75); the effective one follows from the sizes.
+        nfc: channels of scales 0-3, doubled every 4 scales up to ``max_nfc``.
+        min_nfc: the official ``min_nfc`` (the least width of the inner layers; doubles with nfc).
+        max_nfc: the cap of the widths (official 128).
+        num_layer: convolutions per network (5: receptive field 11x11).
+        ker_size: kernel size (3).
+        nc_im: image channels (3; 1 for grayscale data).
+        switch_res: the finest ``switch_res`` scales are not residual (2).
+        niter: iterations per scale (official 20,000).
+        lr_g, lr_d: Adam learning rates of the generators and the critics (5e-4, 1e-4).
+        beta1: Adam beta1 (0.5; beta2 0.999).
+        lambda_grad: gradient-penalty weight (0.1).
+        alpha: reconstruction weight (1).
+        beta: cycle weight (10, the README's recommendation; the official argparse default is 1).
+        lambda_g: weight of B's adversarial terms (1; sketch to image: 0.1).
+        noise_amp: noise amplitude = noise_amp x the previous scales' reconstruction RMSE (0.1).
+        inject_level: the scale where ``translate`` injects a real image (negative: from the finest).
+        seed: offset of the training noise's seed (added to the run's seed) and the seed of inference noise.
+    """
+
     method_name = "structural_analogy"
     directions = ("AtoB", "BtoA")
 
@@ -281,8 +304,12 @@ class StructuralAnalogy(TranslationModule):
                             f"(got {batch['A'].shape[0]})")
         n, i = self.scale_of(self.iteration), self.iteration % h.niter
         rng = self.train_rng()
-        if i == 0 and n > 0:
-            self.start_scale(n)
+        if i == 0:
+            s = self.sizes[n]
+            rank_zero_info(f"structural analogy: scale {n} of 0..{self.num_scales - 1} ({s}x{s}, width {self.widths[n]}, "
+                           f"{'residual' if self.residual(n) else 'not residual'})")
+            if n > 0:
+                self.start_scale(n)
         reals = {"A": self.real(batch["A"], n), "B": self.real(batch["B"], n)}
         v = {}
         for dom, d in (("A", 0), ("B", 1)):
