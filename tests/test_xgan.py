@@ -421,3 +421,24 @@ def test_cartoonset_errors_are_one_line(tmp_path):
         CartoonSet(**kw).setup("fit")
     with pytest.raises(UserError, match="data.faces"):
         CartoonSet(**{**kw, "faces": str(tmp_path / "missing")}).setup("fit")
+
+
+# ---------------------------------------------------------------------------------- the benchmark
+def test_benchmark_smoke(tmp_path, cli_env):
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("xgan_benchmark", "experiments/xgan/benchmark.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert set(bench.DEFAULT_ROWS) <= set(bench.ROWS)
+    for row in bench.ROWS:  # every row builds from its config or kwargs
+        assert bench.build_model(row).method_name in ("xgan", "dtn", "cyclegan", "unit")
+    assert bench.build_model("XGAN-noSem").hparams.sem_w == 0 and bench.build_model("DTN-ft").hparams.finetune_f
+    out = tmp_path / "bench"
+    assert bench.main(["--rows", "XGAN-noGAN,DTN", "--iters", "2", "--max_test", "12", "--train_limit", "8",
+                       "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["rows"]) == {"identity", "XGAN-noGAN", "DTN"} and res["setting"]["test_images"] == 12
+    assert all(0 <= a <= 1 for r in res["rows"].values() for a in r["acc"])
+    assert (out / "grids" / "DTN_seed0.png").is_file() and "| DTN |" in (out / "results.md").read_text()

@@ -148,7 +148,8 @@ def main(argv=None) -> int:
     ap.add_argument("--pictures", default=None, help="folder for one PNG per pair (default <out>/pictures)")
     ap.add_argument("--pairs", nargs="+", default=list(PAIRS), help="A:B names of built-in photographs (or files)")
     ap.add_argument("--niter", type=int, default=300, help="SA iterations per scale (cpu.yaml: 300)")
-    ap.add_argument("--cyclegan_iters", type=int, default=2000)
+    ap.add_argument("--cyclegan_iters", type=int, default=700,
+                    help="CycleGAN batches (700: about the CPU time of one SA run of cpu.yaml)")
     ap.add_argument("--crop", type=int, default=48)
     ap.add_argument("--crop_batch", type=int, default=4)
     ap.add_argument("--size", type=int, default=64, help="image side (cpu.yaml: 64)")

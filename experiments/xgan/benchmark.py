@@ -24,6 +24,13 @@ Rows (``--rows``):
     64-d features, frozen; alpha = beta = 15); ``DTN-ft``: the same with ``finetune_f: true``;
   - ``CycleGAN`` and ``UNIT``: the suite's methods at small widths (their kwargs below).
 
+The curve: every ``--curve_every`` batches the accuracy on the first ``--curve_test`` (500) test
+digits, in ``results.json`` (its CPU time is not counted in the run's).
+
+For XGAN rows also ``nn_acc``: the share of A test digits whose nearest neighbour among the B test
+digits (180 handwritten digits) in the joint embedding (``XGAN.neighbours``: e1 of the query, e2 of
+the bank, cosine) has the same label: whether the embedding aligns digit identity across domains.
+
 Writes ``<out>/results.json``, ``<out>/results.md`` and ``<out>/grids/<row>_seed<k>.png`` (the
 first 16 test digits and their translations). The numbers are a CPU benchmark of this setting, not
 a reproduction of the slides' SVHN -> MNIST figures.
@@ -51,10 +58,10 @@ import yaml  # noqa: E402
 XGAN_CONFIG = "experiments/xgan/street2digits.yaml"
 DTN_CONFIG = "experiments/dtn/street2digits.yaml"
 CYCLEGAN = ("lit_i2i.methods.cyclegan.CycleGAN",
-            dict(netG="resnet", ngf=32, n_blocks=3, n_down=2, netD="n_layers", ndf=32, n_layers_D=2, gan_mode="lsgan",
+            dict(netG="resnet", ngf=16, n_blocks=3, n_down=2, netD="n_layers", ndf=16, n_layers_D=2, gan_mode="lsgan",
                  lambda_A=10.0, lambda_B=10.0, lambda_identity=0.0, pool_size=50, lr=2e-4, lr_policy="constant"))
 UNIT = ("lit_i2i.methods.unit.UNIT",
-        dict(variant="nips", arch="unit", ngf=32, n_down=2, n_res_unshared=1, n_res_shared=1, netD="single", ndf=32,
+        dict(variant="nips", arch="unit", ngf=16, n_down=2, n_res_unshared=1, n_res_shared=1, netD="single", ndf=16,
              n_layers_D=3))
 #: row -> (config file or (class path, kwargs), model overrides)
 ROWS = {
@@ -107,16 +114,34 @@ class StopAfter(pl.Callback):
             trainer.should_stop = True
 
 
-def fit(model, dm, iters: int, root: Path, seed: int) -> float:
-    """Train ``iters`` batches; returns the CPU seconds of this process spent in fit."""
+class Curve(pl.Callback):
+    """Every ``every`` batches, the accuracy on the first ``n`` test digits (eval mode, no randomness
+    consumed: translation is deterministic for every method here); its CPU time is kept apart."""
+
+    def __init__(self, every: int, classifier, x: torch.Tensor, y: torch.Tensor):
+        self.every, self.clf, self.x, self.y = every, classifier, x, y
+        self.seen, self.points, self.cpu = 0, [], 0.0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.seen += 1
+        if self.every and self.seen % self.every == 0:
+            t = time.process_time()
+            acc, _ = accuracy(self.clf, pl_module, self.x, self.y)
+            pl_module.train()
+            self.points.append((self.seen, round(acc, 4)))
+            self.cpu += time.process_time() - t
+
+
+def fit(model, dm, iters: int, root: Path, seed: int, curve: Curve | None = None) -> float:
+    """Train ``iters`` batches; returns the CPU seconds of this process spent in fit (less the curve's)."""
     pl.seed_everything(seed, verbose=False)
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=-1, max_epochs=-1, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          num_sanity_val_steps=0, limit_val_batches=0, default_root_dir=str(root),
-                         callbacks=[StopAfter(iters)])
+                         callbacks=[StopAfter(iters)] + ([curve] if curve is not None else []))
     t = time.process_time()
     trainer.fit(model, dm)
-    return time.process_time() - t
+    return time.process_time() - t - (curve.cpu if curve is not None else 0.0)
 
 
 def test_set(max_test: int | None):
@@ -139,6 +164,25 @@ def accuracy(classifier, model, x: torch.Tensor, y: torch.Tensor, batch: int = 2
         correct += int((classifier(yb).argmax(1) == y[i:i + batch]).sum())
         first = yb[:16] if first is None else first
     return correct / len(x), first
+
+
+def bank():
+    """The B (handwritten digits) test split: the bank of the nearest-neighbour retrieval."""
+    from datamodules.builtin import domain_source
+
+    src = domain_source("digits", "B", "test", 0)
+    return src.images.float() / 127.5 - 1, src.labels
+
+
+@torch.no_grad()
+def retrieval(model, x: torch.Tensor, y: torch.Tensor) -> float | None:
+    """XGAN only: the share of A test digits whose nearest B test digit in the joint embedding
+    (``model.neighbours``, cosine) has the same label; None for methods without an embedding search."""
+    if not hasattr(model, "neighbours"):
+        return None
+    bx, by = bank()
+    _, idx = model.neighbours(x, bx, k=1)
+    return float((by[idx[:, 0]] == y).float().mean())
 
 
 def save_grid(path: Path, rows: list[torch.Tensor]) -> None:
@@ -168,23 +212,43 @@ def run(args) -> dict:
     results["rows"]["identity"] = {"acc": [acc], "cpu_s": [0.0]}
     print(f"identity: acc {acc:.3f}", flush=True)
     for row in args.rows:
-        accs, cpus = [], []
+        accs, cpus, nns = [], [], []
         for seed in args.seeds:
             pl.seed_everything(seed, verbose=False)
             model = build_model(row)
-            cpu = fit(model, data(train_limit=args.train_limit), args.iters, out / "runs" / row, seed)
+            curve = Curve(args.curve_every, clf, x[:args.curve_test], y[:args.curve_test])
+            cpu = fit(model, data(train_limit=args.train_limit), args.iters, out / "runs" / row, seed, curve)
             acc, fakes = accuracy(clf, model, x, y)
+            nn_acc = retrieval(model, x, y)
             accs.append(acc)
             cpus.append(cpu)
             save_grid(out / "grids" / f"{row}_seed{seed}.png", [x[:16], fakes])
-            print(f"{row} seed {seed}: acc {acc:.3f}  ({cpu:.0f} CPU s)", flush=True)
-            results["rows"][row] = {"acc": accs, "cpu_s": cpus}
+            print(f"{row} seed {seed}: acc {acc:.3f}" + (f", nn_acc {nn_acc:.3f}" if nn_acc is not None else "")
+                  + f"  ({cpu:.0f} CPU s)", flush=True)
+            results["rows"][row] = {"acc": accs, "cpu_s": cpus,
+                                    "curve": {**results["rows"].get(row, {}).get("curve", {}), str(seed): curve.points}}
+            if nn_acc is not None:
+                nns.append(nn_acc)
+                results["rows"][row]["nn_acc"] = nns
             (out / "results.json").write_text(json.dumps(results, indent=2))
     lines = [f"street digits -> digits, {args.iters} iterations x batch {BATCH}, {len(x)} test digits, "
-             f"seeds {args.seeds}", "", "| row | acc_AtoB | per seed | CPU s per run |", "|---|---|---|---|"]
+             f"seeds {args.seeds}", "",
+             "| row | acc_AtoB | per seed | nn_acc (embedding retrieval) | CPU s per run |", "|---|---|---|---|---|"]
     for row, r in results["rows"].items():
-        lines.append(f"| {row} | {summary(r['acc'])} | {', '.join(f'{a:.3f}' for a in r['acc'])} | "
+        nn = summary(r["nn_acc"]) if r.get("nn_acc") else ""
+        lines.append(f"| {row} | {summary(r['acc'])} | {', '.join(f'{a:.3f}' for a in r['acc'])} | {nn} | "
                      f"{', '.join(f'{c:.0f}' for c in r['cpu_s'])} |")
+    curves = {row: r["curve"] for row, r in results["rows"].items() if any(r.get("curve", {}).values())}
+    if curves:
+        its = sorted({i for c in curves.values() for pts in c.values() for i, _ in pts})
+        lines += ["", f"accuracy during training (first {args.curve_test} test digits; mean over seeds), by iteration:",
+                  "", "| row | " + " | ".join(map(str, its)) + " |", "|---|" + "---|" * len(its)]
+        for row, c in curves.items():
+            cells = []
+            for i in its:
+                vals = [a for pts in c.values() for j, a in pts if j == i]
+                cells.append(f"{statistics.mean(vals):.3f}" if vals else "")
+            lines.append(f"| {row} | " + " | ".join(cells) + " |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print("\n".join(lines))
@@ -198,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters", type=int, default=1500, help="training batches per run")
     ap.add_argument("--max_test", type=int, default=None, help="test digits (default: all 2,000)")
     ap.add_argument("--train_limit", type=int, default=None, help="training images per domain (smoke runs)")
+    ap.add_argument("--curve_every", type=int, default=150, help="accuracy every N batches (0: off)")
+    ap.add_argument("--curve_test", type=int, default=500, help="test digits of the curve")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/xgan_benchmark")
     args = ap.parse_args(argv)
