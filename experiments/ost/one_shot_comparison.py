@@ -218,7 +218,8 @@ def run_pair(pair: str, rows: list[str], args, out: Path) -> dict:
     x_test, y_test = src.images.float() / 127.5 - 1, src.labels
     id_acc, id_b, _ = scores(None, classifier, domain_clf, x_test, y_test)
     grids: dict[str, torch.Tensor] = {f"A test ({a})": x_test[:12]}
-    samples = [sample_index(s, a) for s in range(args.seeds)]
+    seed_ids = list(range(args.first_seed, args.first_seed + args.seeds))
+    samples = [sample_index(s, a) for s in seed_ids]
     pool = domain_source(a, "A", "train", 0)
     print(f"[{pair}] single A images (positions in the A training split): {samples}, "
           f"labels {[int(pool.labels[i]) for i in samples]}; {len(x_test)} A test images")
@@ -235,7 +236,7 @@ def run_pair(pair: str, rows: list[str], args, out: Path) -> dict:
             trainer.save_checkpoint(phase1_ckpt)
             cpu["OST Phase I"] = secs
             print(f"[{pair}] OST Phase I: {args.phase1_iters} iterations on {b}, {secs:.0f} s CPU", flush=True)
-    for s, idx in enumerate(samples):
+    for s, idx in zip(seed_ids, samples):
         line = []
         for r in rows:
             model, iters = make_model(r, args, phase1_ckpt)
@@ -284,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", default=None, help="comma-separated rows instead of --table: "
                                                  + ", ".join([*TABLES["table1"], *TABLES["figure3"]]))
     ap.add_argument("--seeds", type=int, default=5, help="how many choices of the single A image")
+    ap.add_argument("--first_seed", type=int, default=0,
+                    help="the first choice (seeds first_seed .. first_seed + seeds - 1; to extend an earlier run "
+                         "with --phase1_ckpt of its Phase I)")
     ap.add_argument("--phase1_iters", type=int, default=1500, help="OST Phase I iterations (once per pair, on B only)")
     ap.add_argument("--phase2_iters", type=int, default=300, help="OST Phase II iterations per run")
     ap.add_argument("--baseline_iters", type=int, default=400, help="UNIT-1 / CycleGAN-1 iterations per run")
