@@ -39,7 +39,7 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 EXTRA_COMMANDS = {
     "translate": "translate images with a trained checkpoint",
     "evaluate": "evaluate a checkpoint (FID, KID, accuracy, ...) and write metrics.json",
-    "train-classifier": "train the built-in digit classifiers used by the metrics",
+    "train-classifier": "train the digit classifiers used by the metrics (or a CelebA attribute classifier: --celeba)",
     "bench": "benchmarks (bench eval, bench train)",
     "reproduce": "reproduce a paper table from its table file (experiments/tables/*.yaml)",
     "data": "look at data: `data preview --domain NAME` writes a grid of a domain's samples",

@@ -41,7 +41,9 @@ mFID groups each fake by its *target* class (:func:`target_classes`): the refere
 ``reference`` is on, else the target domain's label when that domain is a single class, else the
 source label (content-preserving pairs such as the built-in digits). ``kid_std`` is NaN (shown
 ``n/a``, written as null, not logged) when the subset size equals both sample counts. Attribute
-classifiers may have one logit, two, or a multi-label head (give the column: ``factory#COLUMN@CLASS``).
+classifiers may have one logit, two, or a multi-label head (give the column: ``factory#COLUMN@CLASS``);
+a ``.pt`` file made by ``lit-i2i train-classifier --celeba ROOT --attribute EXPR`` is also a classifier
+(``PATH.pt@CLASS``).
 """
 
 from __future__ import annotations
@@ -310,6 +312,10 @@ class Evaluator:
                 net = E.InceptionExtractor(self.inception_weights)
             elif key == "vgg":
                 net = E.VGGExtractor(self.vgg, self.vgg_weights)
+            elif key.endswith((".pt", ".pth")):  # a file of lit-i2i train-classifier --celeba
+                from lit_i2i.metrics.attribute_classifier import load_attribute_classifier
+
+                net = ModuleExtractor(load_attribute_classifier(key), key)
             elif ":" in key:
                 net = ModuleExtractor(_import_factory(key)(), key)
             else:

@@ -45,14 +45,18 @@ def inception_spec() -> WeightsSpec:
 
 
 def torchvision_spec(arch: str) -> WeightsSpec:
-    """ImageNet weights of a torchvision classifier (``vgg16``, ``vgg19``, ``alexnet``).
+    """ImageNet weights of a torchvision classifier (``vgg16``, ``vgg19``, ``alexnet``, ``resnet18``).
 
     AlexNet (LPIPS's backbone) is built by torchmetrics through torchvision, which reads only the hub
     cache: it has no variable or option of its own.
     """
     import torchvision.models as tvm
 
-    enum = {"vgg16": tvm.VGG16_Weights, "vgg19": tvm.VGG19_Weights, "alexnet": tvm.AlexNet_Weights}[arch]
+    enum = {"vgg16": tvm.VGG16_Weights, "vgg19": tvm.VGG19_Weights, "alexnet": tvm.AlexNet_Weights,
+            "resnet18": tvm.ResNet18_Weights}[arch]
+    if arch == "resnet18":  # the CelebA attribute classifier's optional starting point
+        return WeightsSpec("torchvision resnet18 ImageNet weights", enum.IMAGENET1K_V1.url, "LIT_I2I_RESNET18_WEIGHTS",
+                           "--weights")
     if arch == "alexnet":
         return WeightsSpec("torchvision alexnet ImageNet weights (LPIPS)", enum.IMAGENET1K_V1.url, "", "")
     return WeightsSpec(f"torchvision {arch} ImageNet weights", enum.IMAGENET1K_V1.url, "LIT_I2I_VGG_WEIGHTS",
