@@ -626,3 +626,18 @@ def test_kid_std_is_unavailable_when_every_subset_is_the_whole_set_and_the_globa
     assert math.isnan(res["kid_digits_std_AtoB"])
     saved = json.loads((tmp_path / "m.json").read_text())
     assert saved["metrics"]["kid_digits_std_AtoB"] is None and any("unavailable" in n for n in saved["notes"])
+
+
+def test_similarity_to_the_input_is_one_for_a_copy_and_drops_for_a_change():
+    dm = BuiltinDigits(batch_size=8)
+    dm.setup("test")
+    same = evaluate_model(Identity(), dm, ["ssim_input", "l1_input"], ["AtoB"], max_samples=16)
+    assert same["ssim_input_AtoB"] == pytest.approx(1.0, abs=1e-5) and same["l1_input_AtoB"] == 0
+
+    class Darker(Identity):
+        def translate(self, x, direction="AtoB", reference=None):
+            return (x - 0.5).clamp(-1, 1)
+
+    changed = evaluate_model(Darker(), dm, ["ssim_input", "l1_input"], ["AtoB"], max_samples=16)
+    # background pixels are already -1 (clamped, unchanged): the change is 0.5 on the strokes only
+    assert changed["ssim_input_AtoB"] < 0.99 and 0.05 < changed["l1_input_AtoB"] < 0.5

@@ -31,6 +31,9 @@ attr_success    classifier
 content, style  VGG (ImageNet)
 psnr, ssim,     - / - / AlexNet       (paired data only; lpips skipped with a note offline)
 lpips           LPIPS
+ssim_input,     -                     similarity of each output to its own input (SSIM in [0, 1]
+l1_input                              images; mean |output - input| in [-1, 1]): how much a
+                                      content transfer leaves unchanged (MBU Table 6's "Sim.")
 cluster_acc,    the model's           (no direction suffix; needs ``model.cluster(x)``)
 nmi, ari        ``cluster(x)``
 cls_acc         the model's own       ``cls_acc_<domain>``: ``model.classify(x, domain)`` vs labels
@@ -68,6 +71,7 @@ METRICS = {
     "attr_prob": "attribute", "attr_success": "attribute",
     "content": "vgg", "style": "vgg",
     "psnr": "paired", "ssim": "paired", "lpips": "paired",
+    "ssim_input": "input", "l1_input": "input",
     "cluster_acc": "cluster", "nmi": "cluster", "ari": "cluster",
     "cls_acc": "classify",
 }
@@ -431,6 +435,12 @@ class Evaluator:
                 out["psnr"], out["ssim"] = scores.psnr(f01, r01), scores.ssim(f01, r01)
                 if lpips is not None:
                     out["lpips"] = lpips.net(f01, r01, normalize=True).reshape(-1)
+            if "input" in self.needs:
+                if y.shape != x.shape:
+                    raise UserError(f"ssim_input/l1_input compare each output with its input: {p.direction} gives "
+                                    f"{tuple(y.shape[1:])} from {tuple(x.shape[1:])}")
+                out["ssim_input"] = scores.ssim(to_unit(y), to_unit(x))
+                out["l1_input"] = (y.float() - x.float()).abs().flatten(1).mean(1)
             fake.add(out)
         fake_all = fake.gather(device)
         reals = {key: self._reals(dm, tgt_ds, p, key, n_tgt, device)
@@ -510,7 +520,7 @@ class Evaluator:
             mean_f = {k.split("/", 1)[1]: v / nf for k, v in fake.items() if k.startswith("sum_gram/")}
             mean_r = {k.split("/", 1)[1]: v / nr for k, v in reals["vgg"].items() if k.startswith("sum_gram/")}
             res[f"style_{d}"] = scores.style_distance(mean_f, mean_r)
-        for m in PAIRED:
+        for m in (*PAIRED, "ssim_input", "l1_input"):
             if m in self.metrics and m in fake:
                 res[f"{m}_{d}"] = float(fake[m].double().mean())
         return res, notes
