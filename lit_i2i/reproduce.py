@@ -6,20 +6,24 @@ protocol in words, and lists:
 - ``rows``: each a ``name``, a ``label``, a ``config`` (an ordinary ``lit-i2i fit`` config),
   ``overrides`` (dotted option -> value, the same as ``--option value`` on the command line; values
   may use ``{seed}``, ``{out}`` and ``{run:NAME}``, the run folder of another row of the same seed, or
-  of a ``once`` row), and optionally ``once: true`` (one run for all seeds, e.g. OST's shared Phase I)
-  and ``table: false`` (a run other rows need, not a row of the table);
+  of a ``once`` row), and optionally ``once: true`` (one run for all seeds, e.g. OST's shared Phase I),
+  ``table: false`` (a run other rows need, not a row of the table) and ``keys: {COLUMN_KEY:
+  RESULT_KEY}`` (the row's result under another name, e.g. a method whose removal is AtoB where the
+  column's is BtoA; also in a proxy row);
 - ``evaluate``: the evaluation protocol, the keyword arguments of
   :func:`lit_i2i.metrics.evaluate_model` (``metrics``, ``directions``, ``split``, ``max_samples``,
   ``reference``, ``classifier``, ...), run on every finished (row, seed) from its ``last.ckpt``;
   a row may replace any of them with its own ``evaluate`` section;
 - ``columns``: ``key`` (a result key such as ``acc_AtoB``), ``label``, ``better`` (higher / lower),
-  and the paper's value of each row (``paper: {row: value}``);
+  optionally ``scale`` (ours are multiplied by it, e.g. 100 for a paper's KID x 100), and the paper's
+  value of each row (``paper: {row: value}``);
 - ``claims``: checkable sentences, ``"ROW_A > ROW_B on KEY"`` (``>``, ``<``, ``>=``, ``<=``), each
   marked holds / does not hold from the means over seeds;
 - ``seeds`` and ``seed_args`` (how a seed enters a run; default ``--seed_everything {seed}``);
 - ``proxy``: the same table on built-in data at CPU size: its own ``seeds``, ``overrides`` for every
   row, per-row ``config`` / ``overrides`` / ``evaluate`` replacements (``rows: {name: {...}}``), and
-  ``skip``: the rows that have no built-in stand-in.
+  ``skip``: the rows that have no built-in stand-in. A proxy row with its own ``config`` does not
+  inherit the row's ``overrides`` (they are options of the real config).
 
 Every (row, seed) is an ordinary run folder ``OUT/<row>/seed<k>`` (``OUT/<row>`` for a ``once`` row)
 made by ``lit-i2i fit``, so every tool of the suite works on it. A run whose evaluation file exists
@@ -65,6 +69,7 @@ class Run:
     evaluate: dict
     in_table: bool = True
     needs: list[str] = field(default_factory=list)
+    keys: dict = field(default_factory=dict)  # column key -> this row's result key (e.g. another direction)
 
     @property
     def key(self) -> str:
@@ -175,17 +180,37 @@ def plan(spec: dict, out: Path, proxy: bool = False, rows: list[str] | None = No
                 config = pr.get("config") or (px.get("config") if proxy else None) or r.get("config")
                 if not config:
                     raise UserError(f"reproduce: row {r['name']} has no config")
-                overrides = {**(r.get("overrides") or {}), **((px.get("overrides") or {}) if proxy else {}),
-                             **(pr.get("overrides") or {})}
+                # a proxy row with its own config drops the row's overrides (they belong to the real config)
+                base = {} if pr.get("config") else (r.get("overrides") or {})
+                overrides = {**base, **((px.get("overrides") or {}) if proxy else {}), **(pr.get("overrides") or {})}
                 args = _as_args(overrides, seed, out, folders)
                 if seed is not None:
                     args += [_fmt(a, seed, out, folders) for a in seed_args]
                 evaluate = {**(spec.get("evaluate") or {}), **((px.get("evaluate") or {}) if proxy else {}),
                             **(r.get("evaluate") or {}), **(pr.get("evaluate") or {})}
                 needs = sorted(set(re.findall(r"\{run:([^}]+)\}", json.dumps(overrides))))
+                keys = {**(r.get("keys") or {}), **(pr.get("keys") or {})}
                 runs.append(Run(r["name"], seed, config, folders[r["name"]], args, evaluate,
-                                in_table=r.get("table", True) and not r.get("once"), needs=needs))
+                                in_table=r.get("table", True) and not r.get("once"), needs=needs, keys=keys))
     return runs
+
+
+def check_classifier_files(runs: list[Run]) -> None:
+    """Classifier files (``PATH.pt@CLASS``) the evaluations name must exist before anything trains."""
+    missing = {}
+    for r in runs:
+        if r.done or not r.in_table:
+            continue
+        for opt in ("classifier", "attribute_classifier"):
+            for spec in (r.evaluate.get(opt) or {}).values():
+                path = str(spec).partition("@")[0].partition("#")[0]
+                if path.endswith((".pt", ".pth")) and not Path(path).expanduser().is_file():
+                    missing.setdefault(path, r.key)
+    if missing:
+        first = next(iter(missing))
+        raise UserError(f"reproduce: the evaluation of {missing[first]} needs the classifier file {first}, which does not "
+                        f"exist ({len(missing)} missing); make it first with lit-i2i train-classifier --celeba ROOT "
+                        "--attribute EXPR --out FILE (the table's protocol names the command)")
 
 
 # ------------------------------------------------------------------------------------------ running
@@ -269,8 +294,8 @@ def build_table(spec: dict, runs: list[Run], proxy: bool) -> dict:
     for r in rows:
         cells[r["name"]] = {}
         for c in spec["columns"]:
-            vals = [read_results(x).get(c["key"]) for x in runs if x.row == r["name"]]
-            vals = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
+            vals = [read_results(x).get(x.keys.get(c["key"], c["key"])) for x in runs if x.row == r["name"]]
+            vals = [v * c.get("scale", 1) for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
             mean, std = _mean_std(vals) if vals else (None, None)
             paper = (c.get("paper") or {}).get(r["name"])
             cells[r["name"]][c["key"]] = {"mean": mean, "std": std, "n": len(vals), "paper": paper, "values": vals}
@@ -361,6 +386,7 @@ def reproduce_main(argv: list[str]) -> int:
             state = "done" if r.done else ("resumes" if r.started else "to run")
             print(f"  [{state}] {r.key}: {r.command()}")
         return 0
+    check_classifier_files(runs)
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("WANDB_RUN_GROUP", spec["_id"])  # every run of the table in one W&B group
     if a.launcher == "submitit":

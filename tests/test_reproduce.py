@@ -109,6 +109,35 @@ def test_plan_resolves_proxies_shared_runs_and_seeds(tmp_path, capsys):
     assert "[to run] full/seed2: lit-i2i fit --config a.yaml" in out and "4 runs" in out
 
 
+def test_row_keys_column_scale_proxy_configs_and_missing_classifier_files(tmp_path, monkeypatch):
+    spec = {"paper": "P", "table": "T", "seeds": 2,
+            "rows": [{"name": "mbu", "config": "real.yaml", "overrides": {"data.init_args.a": "Smiling"},
+                      "evaluate": {"attribute_classifier": {"BtoA": str(tmp_path / "clf.pt@0")}}},
+                     {"name": "attgan", "config": "real2.yaml", "keys": {"kid_BtoA": "kid_AtoB"}}],
+            "columns": [{"key": "kid_BtoA", "scale": 100}], "evaluate": {"metrics": ["kid"], "directions": ["BtoA"]},
+            "proxy": {"rows": {"mbu": {"config": "digits.yaml", "evaluate": {"attribute_classifier": {}}},
+                               "attgan": {"keys": {"kid_BtoA": "kid_digits_BtoA"}}}}}
+    p = tmp_path / "t.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    s = R.load_table(p)
+    runs = R.plan(s, tmp_path / "o")
+    with pytest.raises(UserError, match="clf.pt"):  # before anything trains
+        R.check_classifier_files(runs)
+    proxy = R.plan(s, tmp_path / "p", proxy=True)
+    assert "--data.init_args.a" not in proxy[0].args and proxy[0].config == "digits.yaml"  # real overrides dropped
+    R.check_classifier_files(proxy)  # the proxy uses the built-in classifier
+    assert "--data.init_args.a" in runs[0].args
+    for r, value in zip(runs, (0.01, 0.02, 0.03, 0.05)):
+        r.folder.mkdir(parents=True)
+        key = r.keys.get("kid_BtoA", "kid_BtoA")
+        (r.folder / R.EVAL_FILE).write_text(json.dumps({"metrics": {key: value}}))
+    cells = R.build_table(s, runs, proxy=False)["cells"]
+    assert [r.key for r in runs] == ["mbu/seed0", "attgan/seed0", "mbu/seed1", "attgan/seed1"]
+    assert cells["mbu"]["kid_BtoA"]["mean"] == pytest.approx(2.0) and cells["mbu"]["kid_BtoA"]["n"] == 2
+    assert cells["attgan"]["kid_BtoA"]["mean"] == pytest.approx(3.5)  # read from its AtoB result, scaled
+    assert proxy[1].keys == {"kid_BtoA": "kid_digits_BtoA"}
+
+
 def test_bad_table_files_are_one_line_errors(tmp_path):
     with pytest.raises(UserError, match="not found"):
         R.load_table(tmp_path / "missing.yaml")

@@ -4,6 +4,7 @@ MBU Table 6): ``lit-i2i train-classifier --celeba ROOT --attribute EXPR``.
 The classifier is a torchvision ResNet-18 with one logit, "the image satisfies EXPR", where EXPR is
 a domain expression of :class:`datamodules.celeba.CelebAAttributes` (the same grammar the configs use:
 ``Eyeglasses``, ``Mouth_Slightly_Open`` for the papers' "smile", ``Mustache or Goatee or not No_Beard``).
+With ``--versus EXPR2`` it tells EXPR from EXPR2 instead (DIDD Table 1's A-vs-B classifier).
 It trains on the CelebA ``train`` partition (``list_eval_partition.txt``) with the configs'
 preprocessing (the centred 178 crop resized to ``image_size``, horizontal flips), from scratch by
 default or from torchvision's ImageNet weights (``--weights imagenet``, the suite's offline weight
@@ -94,11 +95,11 @@ def save_attribute_classifier(model: AttributeClassifier, info: dict, path: str 
     return p
 
 
-def _datasets(root: str, attribute: str, image_size: int, num_workers: int):
+def _datasets(root: str, attribute: str, image_size: int, num_workers: int, versus: str | None = None):
     from datamodules.base import DomainDataset
     from datamodules.celeba import CelebAAttributes
 
-    dm = CelebAAttributes(root=root, a=attribute, b=f"not ({attribute})", load_size=image_size,
+    dm = CelebAAttributes(root=root, a=attribute, b=versus or f"not ({attribute})", load_size=image_size,
                           crop_size=image_size, flip=True, stride=1, num_workers=num_workers)
     dm.check_options()
 
@@ -132,11 +133,14 @@ def evaluate(model: AttributeClassifier, loader, device: torch.device) -> dict:
 def train_attribute_classifier(root: str, attribute: str, image_size: int = 128, epochs: int = 5,
                                batch_size: int = 64, lr: float = 1e-3, seed: int = 0, weights: str | None = None,
                                max_train: int | None = None, num_workers: int = 0, device: str | None = None,
-                               verbose: bool = True) -> tuple[AttributeClassifier, dict]:
+                               verbose: bool = True, versus: str | None = None) -> tuple[AttributeClassifier, dict]:
     """Train on the CelebA train partition; returns (model in eval mode, info with the test accuracy).
 
     ``weights``: None (from scratch), ``"imagenet"`` (torchvision's ImageNet weights through the offline
     rule) or a file of them. ``max_train``: a random subset of the training images (quick checks).
+    ``versus``: the other class's expression (default ``not (attribute)``; e.g. DIDD Table 1's
+    classifier "tells A from B": ``attribute`` = A's expression, ``versus`` = B's; images in neither
+    are left out, images in both count as ``attribute``).
     """
     from tqdm.auto import tqdm
 
@@ -144,7 +148,7 @@ def train_attribute_classifier(root: str, attribute: str, image_size: int = 128,
         raise UserError(f"--epochs and --batch_size must be >= 1 and --image_size >= 32 "
                         f"(got {epochs}, {batch_size}, {image_size})")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    split = _datasets(root, attribute, image_size, num_workers)
+    split = _datasets(root, attribute, image_size, num_workers, versus)
     train_set, train_counts = split("train", True)
     test_set, test_counts = split("test", False)
     g = torch.Generator().manual_seed(seed)
@@ -183,7 +187,7 @@ def train_attribute_classifier(root: str, attribute: str, image_size: int = 128,
     seconds = time.perf_counter() - start
     test = evaluate(model, test_loader, dev)
     model.cpu().eval().requires_grad_(False)
-    info = {"attribute": attribute, "image_size": image_size, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+    info = {"attribute": attribute, "versus": versus or f"not ({attribute})", "image_size": image_size, "epochs": epochs, "batch_size": batch_size, "lr": lr,
             "seed": seed, "weights": weights or "none (from scratch)", "train_images": len(train_set),
             "train_positives": n_pos if n_pos is not None else "subset", "test_accuracy": test["accuracy"],
             "test_balanced_accuracy": test["balanced_accuracy"], "test_images": test["images"],

@@ -38,6 +38,8 @@ def train_classifier_main(argv: list[str]) -> int:
                     help="train a CelebA attribute classifier instead (ResNet-18, one logit) on this CelebA folder")
     ap.add_argument("--attribute", default=None, metavar="EXPR",
                     help="with --celeba: the domain expression it predicts, e.g. Eyeglasses or Mouth_Slightly_Open")
+    ap.add_argument("--versus", default=None, metavar="EXPR2",
+                    help="with --celeba: the other class (default: not EXPR), e.g. DIDD's A-vs-B classifier")
     ap.add_argument("--image_size", type=int, default=128, help="with --celeba: the input size (178 crop resized)")
     ap.add_argument("--batch_size", type=int, default=64, help="with --celeba")
     ap.add_argument("--lr", type=float, default=1e-3, help="with --celeba: Adam's learning rate")
@@ -77,16 +79,18 @@ def _train_celeba(a) -> int:
     if not a.celeba or not a.attribute:
         raise UserError("--celeba ROOT and --attribute EXPR go together (e.g. --celeba datasets/celeba "
                         "--attribute Eyeglasses)")
-    out = Path(a.out) if a.out else cache_root() / "classifiers" / f"celeba-{_slug(a.attribute)}-{a.image_size}px-seed{a.seed}.pt"
+    name = f"celeba-{_slug(a.attribute)}" + (f"-vs-{_slug(a.versus)}" if a.versus else "") + \
+        f"-{a.image_size}px-seed{a.seed}.pt"
+    out = Path(a.out) if a.out else cache_root() / "classifiers" / name
     if out.suffix not in (".pt", ".pth"):
-        out = out / f"celeba-{_slug(a.attribute)}-{a.image_size}px-seed{a.seed}.pt"
+        out = out / name
     if out.exists():
         raise UserError(f"--out: {out} exists; remove it or choose another file (nothing is overwritten)")
     print(f"training the CelebA classifier of {a.attribute!r} (seed {a.seed}) ...")
     model, info = train_attribute_classifier(a.celeba, a.attribute, image_size=a.image_size,
                                              epochs=a.epochs if a.epochs is not None else 5, batch_size=a.batch_size,
                                              lr=a.lr, seed=a.seed, weights=a.weights, max_train=a.max_train,
-                                             num_workers=a.num_workers)
+                                             num_workers=a.num_workers, versus=a.versus)
     path = save_attribute_classifier(model, info, out)
     print(f"  test accuracy {info['test_accuracy']:.4f} (balanced {info['test_balanced_accuracy']:.4f}) on "
           f"{info['test_images']} test images ({info['test_positives']} with the attribute), "
