@@ -323,7 +323,7 @@ def table_markdown(t: dict) -> str:
     head = ["row"] + [f"{c.get('label') or c['key']} ({'↑' if c.get('better') == 'higher' else '↓'}) ours | paper"
                       for c in t["columns"]]
     lines = [f"**{t['paper']}**, {t['table']}" + (" — proxy on built-in data" if t["proxy"] else ""), "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+             "| " + " | ".join(head) + " |", "|" + "---|" * (1 + 2 * len(t["columns"]))]  # ours and paper per column
     for r in t["rows"]:
         out = [r["label"]]
         for c in t["columns"]:

@@ -45,6 +45,8 @@ def test_a_tiny_table_end_to_end_then_skips_finished_runs_and_resumes_a_killed_o
     assert t["claims"][0]["verdict"] in ("holds", "does not hold")
     md = (out / "table.md").read_text()
     assert "CycleGAN" in md and "(n=2)" in md and "0.500" in md and "full > no_identity on acc_AtoB" in md
+    head, rule = [line for line in md.splitlines() if line.startswith("|")][:2]
+    assert head.count("|") == rule.count("|") == 4  # row, ours, paper: a well-formed markdown table
     for row in ("full", "no_identity"):
         for s in (0, 1):  # ordinary run folders
             run = out / row / f"seed{s}"
