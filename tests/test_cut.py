@@ -206,7 +206,7 @@ def test_cli_digits_configs_train_and_translate(tmp_path, cli_env):
         model, _ = load_run(ckpt)
         out = model.translate(torch.zeros(2, 3, 32, 32))
         assert out.shape == (2, 3, 32, 32) and model.directions == ("AtoB",)
-        # finite: a zero feature (a pixel of value 0) once made every weight NaN at the first step
+        # finite: a zero feature vector (a ReLU location 0 in all 4 channels) once made every weight NaN
         assert torch.isfinite(out).all()
         assert list((tmp_path / name / "run" / "grids").glob("final_*.png"))
 

@@ -31,8 +31,9 @@ defaults of ``nce_idt``, ``lambda_NCE``, ``flip_equivariance``, ``n_epochs`` and
 Departures from the official code:
   - The L2 normalisation of the sampled features takes its norm with ``torch.linalg.vector_norm``
     (same value to float rounding), whose gradient is finite where a feature vector is exactly 0; the
-    official ``pow(2).sum().pow(0.5)`` gives NaN there, which on the built-in digits (pixels of value 0
-    in [-1, 1]) turned every weight into NaN at the first step.
+    official ``pow(2).sum().pow(0.5)`` gives NaN there (a location where a ReLU layer is 0 in every
+    channel stays 0 through F's zero-bias MLP), which turned every weight of a narrow (ngf 4) CUT on
+    the built-in digits into NaN within 4 steps.
   - F's MLPs are built in ``setup()`` from the generator's channel counts (and, when a checkpoint is
     loaded outside ``fit``, in ``on_load_checkpoint``), before the optimizers and before any DDP
     wrapping; the official code creates them inside the first forward pass

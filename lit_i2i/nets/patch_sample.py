@@ -32,9 +32,9 @@ def l2_normalize(x: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
     """``x / (||x||_2 + eps)`` along dim 1 (the official ``Normalize(2)``).
 
     The norm is ``torch.linalg.vector_norm`` (the same value to float rounding, ~3e-8): the official
-    ``x.pow(2).sum(1).pow(0.5)`` has a NaN gradient where a feature vector is exactly 0, which happens
-    at the first step on the built-in digits (a pixel of value 0 in [-1, 1] gives a zero layer-0
-    feature, and F's zero-initialised biases keep it zero) and made every weight NaN."""
+    ``x.pow(2).sum(1).pow(0.5)`` has a NaN gradient where a feature vector is exactly 0: a location
+    where every channel of a ReLU layer is 0 (likely with few channels) stays 0 through F's MLP, whose
+    biases start at 0; with ngf 4 on the built-in digits this made every weight NaN within 4 steps."""
     return x / (torch.linalg.vector_norm(x, dim=1, keepdim=True) + eps)
 
 
