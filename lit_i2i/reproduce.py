@@ -197,13 +197,15 @@ def plan(spec: dict, out: Path, proxy: bool = False, rows: list[str] | None = No
 
 def check_classifier_files(runs: list[Run]) -> None:
     """Classifier files (``PATH.pt@CLASS``) the evaluations name must exist before anything trains."""
+    from lit_i2i.metrics.evaluate import parse_attribute_spec
+
     missing = {}
     for r in runs:
         if r.done or not r.in_table:
             continue
         for opt in ("classifier", "attribute_classifier"):
             for spec in (r.evaluate.get(opt) or {}).values():
-                path = str(spec).partition("@")[0].partition("#")[0]
+                path = parse_attribute_spec(str(spec))[0]  # the evaluator's own reading of the spec
                 if path.endswith((".pt", ".pth")) and not Path(path).expanduser().is_file():
                     missing.setdefault(path, r.key)
     if missing:

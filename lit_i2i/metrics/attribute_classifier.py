@@ -166,7 +166,6 @@ def train_attribute_classifier(root: str, attribute: str, image_size: int = 128,
         if missing:
             raise UserError(f"--weights {weights}: {file} is not torchvision ResNet-18 weights (missing {missing[:3]})")
     model.to(dev)
-    n_pos = train_counts[0] if max_train is None else None
     # class balance: positives are weighted by negatives / positives of the training partition
     pos_weight = torch.tensor([train_counts[1] / max(train_counts[0], 1)], device=dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -189,7 +188,7 @@ def train_attribute_classifier(root: str, attribute: str, image_size: int = 128,
     model.cpu().eval().requires_grad_(False)
     info = {"attribute": attribute, "versus": versus or f"not ({attribute})", "image_size": image_size, "epochs": epochs, "batch_size": batch_size, "lr": lr,
             "seed": seed, "weights": weights or "none (from scratch)", "train_images": len(train_set),
-            "train_positives": n_pos if n_pos is not None else "subset", "test_accuracy": test["accuracy"],
+            "partition_train_positives": train_counts[0], "test_accuracy": test["accuracy"],
             "test_balanced_accuracy": test["balanced_accuracy"], "test_images": test["images"],
             "test_positives": test["positives"], "train_seconds": round(seconds, 1), "root": str(root)}
     return model, info
