@@ -26,6 +26,8 @@ Blocks
     and ``(shortcut + residual) / sqrt(2)``.
   - :class:`MLP`: Linear blocks (``n_blocks`` layers, ``hidden`` wide, ReLU), the last without
     activation: style code -> AdaIN parameters.
+  - :class:`LayerNorm` (``Conv2dBlock(norm="ln")``) and :class:`StyleEncoder`: MUNIT's (NVlabs/MUNIT),
+    at the end of this file; MUNIT's generator built from these blocks is ``lit_i2i.nets.munit``.
 
 Networks
   - :class:`ContentEncoder`: 7x7 conv, ``n_down`` 4x4 stride-2 convs doubling the width, ``n_res``
@@ -155,10 +157,12 @@ class Conv2dBlock(nn.Module):
             self.norm = nn.BatchNorm2d(out_dim)
         elif norm == "adain":
             self.norm = AdaIN2d(out_dim)
+        elif norm == "ln":  # MUNIT's LayerNorm (defined below)
+            self.norm = LayerNorm(out_dim)
         elif norm == "none":
             self.norm = None
         else:
-            raise ValueError(f"unknown norm {norm!r}; expected in, bn, adain or none")
+            raise ValueError(f"unknown norm {norm!r}; expected in, bn, adain, ln or none")
         self.activation = activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -396,3 +400,50 @@ class MultiTaskDiscriminator(nn.Module):
         if y is None:
             return out
         return out.gather(1, y.long().reshape(-1, 1).to(out.device)).squeeze(1)
+
+
+# ------------------------------------------------------------------------------------------- MUNIT / FUNIT pieces
+class LayerNorm(nn.Module):
+    """MUNIT's LayerNorm (NVlabs/MUNIT networks.py ``LayerNorm``; the norm of its decoder's upsampling
+    convs): per sample, ``(x - mean) / (std + eps)`` over all of C, H, W with the *unbiased* std and eps
+    added to the std (not ``nn.LayerNorm``'s biased variance under the root), then a per-channel
+    affine ``gamma * x + beta`` with gamma ~ U(0, 1) and beta = 0 at init, as the official layer."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, affine: bool = True):
+        super().__init__()
+        self.num_features, self.eps, self.affine = num_features, eps, affine
+        if affine:
+            self.gamma = nn.Parameter(torch.empty(num_features).uniform_())
+            self.beta = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(x.shape[0], -1)
+        shape = (-1,) + (1,) * (x.dim() - 1)
+        x = (x - flat.mean(1).reshape(shape)) / (flat.std(1).reshape(shape) + self.eps)
+        if self.affine:
+            aff = (1, -1) + (1,) * (x.dim() - 2)
+            x = x * self.gamma.reshape(aff) + self.beta.reshape(aff)
+        return x
+
+
+class StyleEncoder(nn.Module):
+    """MUNIT's ``StyleEncoder`` (= FUNIT's ``ClassModelEncoder``): a 7x7 conv to ``nf``, two 4x4
+    stride-2 convs doubling the width, ``n_down - 2`` more 4x4 stride-2 convs at that width, global
+    average pooling and a 1x1 conv to ``style_dim``; returns (N, style_dim). MUNIT: n_down 4, no norm,
+    ReLU, reflect padding."""
+
+    def __init__(self, in_ch: int = 3, nf: int = 64, style_dim: int = 8, n_down: int = 4, norm: str = "none",
+                 act: str = "relu", pad: str = "reflect"):
+        super().__init__()
+        if n_down < 2:
+            raise ValueError(f"StyleEncoder needs n_down >= 2 (two width-doubling convs), got {n_down}")
+        layers: list[nn.Module] = [Conv2dBlock(in_ch, nf, 7, 1, 3, norm=norm, act=act, pad=pad)]
+        for i in range(n_down):
+            layers.append(Conv2dBlock(nf, 2 * nf if i < 2 else nf, 4, 2, 1, norm=norm, act=act, pad=pad))
+            nf = 2 * nf if i < 2 else nf
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Conv2d(nf, style_dim, 1, 1, 0)]
+        self.model = nn.Sequential(*layers)
+        self.out_dim = nf
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x).flatten(1)
