@@ -44,6 +44,21 @@ def test_identity_weights_match_the_reference(tmp_path):
     assert torch.allclose(g["cycle_A"], (v["rec_A"] - a).abs().mean() * 10)
 
 
+def test_norm_d_sets_only_the_discriminators_norm():
+    from torch import nn
+
+    def norms(net):
+        return {type(m).__name__ for m in net.modules() if isinstance(m, (nn.InstanceNorm2d, nn.BatchNorm2d))}
+
+    default = CycleGAN(**TINY_CYCLEGAN)
+    assert norms(default.netD_A) == norms(default.netG_A) == {"InstanceNorm2d"}  # the reference: one --norm
+    plain = CycleGAN(**TINY_CYCLEGAN, norm_D="none")
+    assert not norms(plain.netD_A) and not norms(plain.netD_B) and norms(plain.netG_A) == {"InstanceNorm2d"}
+    # without a norm the convs keep their bias (blocks.py): one bias per channel more in each normed layer
+    extra = sum(m.out_channels for m in default.netD_A.modules() if isinstance(m, nn.Conv2d) and m.bias is None)
+    assert sum(p.numel() for p in plain.netD_A.parameters()) == sum(p.numel() for p in default.netD_A.parameters()) + extra
+
+
 def _fit(tmp_path, name, epochs, ckpt=None, ema=None):
     pl.seed_everything(1)
     model = CycleGAN(**{**TINY_CYCLEGAN, "ema_decay": ema})

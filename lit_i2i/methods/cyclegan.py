@@ -27,6 +27,9 @@ Departures from the official code:
   - ``loss_G`` / ``loss_D`` are logged as the sums of their terms (the reference logs terms only).
   - ``lr_interval: step`` (schedule counted in steps) exists for short CPU runs; the reference counts epochs.
   - Optional generator EMA (``ema_decay``) is off by default, as in the reference.
+  - ``norm_D``: the discriminators' normalisation, by default ``norm`` (the reference's one ``--norm``
+    for G and D). The quickstart sets ``none``: at 32x32 a PatchGAN's InstanceNorm whitens each
+    image's channels, and so most of the colour a colored-digit critic needs (``experiments/quickstart.yaml``).
 Departures from the paper: identity loss on by default (the paper uses it for paintings<->photos
 only; the code enables 0.5 everywhere; set ``lambda_identity: 0`` for the paper's default).
 
@@ -60,13 +63,13 @@ class CycleGAN(TranslationModule):
                  lambda_identity: float = 0.5, lambda_gp: float = 10.0, pool_size: int = 50,
                  lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999,
                  lr_policy: str = "linear", n_epochs: int = 100, n_epochs_decay: int = 100,
-                 lr_interval: str = "epoch", ema_decay: float | None = None):
+                 lr_interval: str = "epoch", ema_decay: float | None = None, norm_D: str | None = None):
         super().__init__(lr_policy=lr_policy, n_epochs=n_epochs, n_epochs_decay=n_epochs_decay,
                          lr_interval=lr_interval, ema_decay=ema_decay)
         self.save_hyperparameters()
         g = dict(ngf=ngf, norm=norm, use_dropout=False, init_type=init_type, init_gain=init_gain,
                  n_blocks=n_blocks, n_down=n_down)
-        d = dict(ndf=ndf, n_layers=n_layers_D, norm=norm, init_type=init_type, init_gain=init_gain)
+        d = dict(ndf=ndf, n_layers=n_layers_D, norm=norm if norm_D is None else norm_D, init_type=init_type, init_gain=init_gain)
         self.build_cycle_nets(netG, netD, in_ch, out_ch, g, d)
         self.gan = GANLoss(gan_mode)
         if lambda_identity > 0 and in_ch != out_ch:
