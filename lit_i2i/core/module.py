@@ -56,6 +56,37 @@ def frozen(*modules: nn.Module):
             p.requires_grad_(f)
 
 
+def dist_world() -> int:
+    """The number of processes of the initialised process group (1 without one)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1
+
+
+@torch.no_grad()
+def ema_(target: nn.Module, source: nn.Module, beta: float) -> None:
+    """Parameters: target = beta target + (1 - beta) source; buffers copied (TUNIT's and FUNIT's
+    official ``update_average`` + ``copy_norm_params``; StarGAN v2's ``torch.lerp`` form without
+    buffers is ``methods.stargan_v2.lerp_ema_``, kept for its official rounding)."""
+    for pt, ps in zip(target.parameters(), source.parameters()):
+        pt.copy_(beta * pt + (1.0 - beta) * ps)
+    for bt, bs in zip(target.buffers(), source.buffers()):
+        bt.copy_(bs)
+
+
+@contextmanager
+def eval_mode(*modules: nn.Module):
+    """``modules`` in eval mode inside the block, each back in its own previous mode after."""
+    was = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, w in zip(modules, was):
+            m.train(w)
+
+
 class BatchBookkeeping(pl.Callback):
     """Calls ``pl_module.end_of_batch()`` after each training batch. A LightningModule's own
     ``on_train_batch_end`` runs *after* every callback's, so a step-based ``ModelCheckpoint`` would

@@ -85,9 +85,8 @@ import copy
 import torch
 
 from lit_i2i.core.losses import GANLoss, r1_penalty, recon_loss
-from lit_i2i.core.module import TranslationModule, frozen
+from lit_i2i.core.module import TranslationModule, dist_world, ema_, eval_mode, frozen
 from lit_i2i.errors import UserError
-from lit_i2i.methods.tunit import dist_world, ema_, eval_mode
 from lit_i2i.nets.funit import FewShotGenerator, GPPatchMcResDis
 
 

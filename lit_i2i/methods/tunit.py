@@ -84,14 +84,13 @@ joint phase and its x 0.1 loss, RMSprop for G and D, the adversarial term on the
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from lit_i2i.core.losses import GANLoss, iic_loss, info_nce, r1_penalty, recon_loss
-from lit_i2i.core.module import TranslationModule, frozen
+from lit_i2i.core.module import TranslationModule, dist_world, ema_, eval_mode, frozen
 from lit_i2i.errors import UserError
 from lit_i2i.nets.content_style import (
     AdaINGenerator,
@@ -101,12 +100,6 @@ from lit_i2i.nets.content_style import (
 
 MODES = ("unsupervised", "semi", "supervised")
 FEEDBACK = ("adv", "style", "rec")
-
-
-def dist_world() -> int:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size()
-    return 1
 
 
 @torch.no_grad()
@@ -140,30 +133,6 @@ class KeyQueue(nn.Module):
         new = torch.cat([self.get(), k.detach().to(self.keys)])[-self.size:]
         self.keys[: len(new)] = new
         self.count.fill_(len(new))
-
-
-@torch.no_grad()
-def ema_(target: nn.Module, source: nn.Module, beta: float) -> None:
-    """Parameters: target = beta target + (1 - beta) source; buffers copied (the official
-    ``update_average`` + ``copy_norm_params``)."""
-    for pt, ps in zip(target.parameters(), source.parameters()):
-        pt.copy_(beta * pt + (1.0 - beta) * ps)
-    for bt, bs in zip(target.buffers(), source.buffers()):
-        bt.copy_(bs)
-
-
-
-
-@contextmanager
-def eval_mode(*modules: nn.Module):
-    was = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, w in zip(modules, was):
-            m.train(w)
 
 
 class TUNIT(TranslationModule):
