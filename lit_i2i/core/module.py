@@ -28,6 +28,7 @@ generator) or override :meth:`translate`.
 from __future__ import annotations
 
 import random
+import warnings
 from contextlib import contextmanager
 from typing import Iterable
 
@@ -179,8 +180,13 @@ class TranslationModule(pl.LightningModule):
         scheds = self.lr_schedulers()
         if scheds is None:
             return
-        for s in scheds if isinstance(scheds, list) else [scheds]:
-            s.step()
+        with warnings.catch_warnings():
+            # an optimizer that steps on some iterations only (a G every n_critic-th) has a schedule
+            # counted in iterations all the same; PyTorch's "scheduler before optimizer" warning is
+            # about the other order of a single optimizer, so it is silenced here
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+            for s in scheds if isinstance(scheds, list) else [scheds]:
+                s.step()
 
     def log_losses(self, losses: dict[str, torch.Tensor], prog_bar: Iterable[str] = ("G", "D")) -> None:
         for k, v in losses.items():
