@@ -350,6 +350,17 @@ def test_cli_on_built_in_digits(tmp_path, cli_env):
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     assert torch.equal(model.translate(x, "3to7", seed=1), model.translate(x, "7", seed=1))
     assert model.translate(x, "3to7", reference=x[:1]).shape == x.shape
+    # the built-in benchmark on that checkpoint: target/source digit shares in [0, 1], the copy row exact
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("sv2_benchmark", "experiments/stargan_v2/benchmark.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--ckpt", str(ckpt), "--out", str(tmp_path / "b.json")]) == 0
+    res = json.loads((tmp_path / "b.json").read_text())
+    assert res["copy source"]["target_digit"] == 0.0 and res["copy source"]["bg_err"] == 0.0
+    assert all(0 <= r["target_digit"] <= 1 for r in res.values()) and res["latent"]["diversity"] >= 0
 
 
 def test_cli_on_a_generated_multi_domain_folder(tmp_path, cli_env):
