@@ -19,7 +19,8 @@ the image grids draw, show every class.
 
 The second view's default augmentation is TUNIT's (affine +-20 degrees, translate 0.1, shear 10;
 resized crop 0.9-1.1; colour jitter 0.4, hue 0.125) without the flip (a mirrored digit is another
-shape); ``view_hue`` up to 0.5 rotates hues fully.
+shape); ``view_hue`` up to 0.5 rotates hues fully and ``view_invert`` inverts the view's colours with
+that probability (off by default; not in TUNIT).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class BuiltinMultiDomain(TranslationDataModule):
         second_view: add ``"view"`` to training batches.
         view_rotation, view_translate, view_shear, view_scale, view_color_jitter, view_hue: the second
             view's augmentation (0 / None turns one off).
+        view_invert: probability of inverting the second view's colours (0: off, TUNIT's augmentation).
         train_limit: use only the first N training images (quick tests).
         batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers: loader options.
     """
@@ -69,7 +71,8 @@ class BuiltinMultiDomain(TranslationDataModule):
     def __init__(self, domain: str = "colored-digits", labelled: bool = False, label_fraction: float = 1.0,
                  seed: int = 0, second_view: bool = True, view_rotation: float = 20.0, view_translate: float = 0.1,
                  view_shear: float = 10.0, view_scale: tuple[float, float] | None = (0.9, 1.1),
-                 view_color_jitter: float = 0.4, view_hue: float = 0.125, train_limit: int | None = None,
+                 view_color_jitter: float = 0.4, view_hue: float = 0.125, view_invert: float = 0.0,
+                 train_limit: int | None = None,
                  batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int = 0,
                  pin_memory: bool = False, persistent_workers: bool = False):
         super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
@@ -80,10 +83,12 @@ class BuiltinMultiDomain(TranslationDataModule):
             raise UserError(f"data.label_fraction must be in [0, 1], got {label_fraction}")
         if not 0.0 <= view_hue <= 0.5:
             raise UserError(f"data.view_hue must be in [0, 0.5], got {view_hue}")
+        if not 0.0 <= view_invert <= 1.0:
+            raise UserError(f"data.view_invert must be in [0, 1], got {view_invert}")
         self.domain, self.labelled, self.label_fraction, self.seed = domain, labelled, label_fraction, seed
         self.second_view, self.train_limit = second_view, train_limit
         self.view_augment = dict(rotation=view_rotation, translate=view_translate, shear=view_shear, scale=view_scale,
-                                 color_jitter=view_color_jitter, hue=view_hue)
+                                 color_jitter=view_color_jitter, hue=view_hue, invert=view_invert)
         self.domains = tuple(str(k) for k in range(10))
         self.name = f"builtin-{domain}-classes"
 

@@ -111,13 +111,14 @@ def build_transform(preprocess: str = "resize_and_crop", load_size: int = 286, c
                     flip: bool = True, train: bool = True, channels: int = 3, stride: int = 4,
                     center_crop: int = 178, rotation: float = 0.0, color_jitter: float = 0.0,
                     scale: tuple[float, float] | None = None, translate: float = 0.0, shear: float = 0.0,
-                    hue: float = 0.0, blur: bool = False) -> v2.Compose:
+                    hue: float = 0.0, blur: bool = False, invert: float = 0.0) -> v2.Compose:
     """The transform for one split. Random ops (crop, flip, rotation, jitter) only when ``train``.
 
     ``rotation`` (degrees), ``translate`` (fraction of the size), ``shear`` (degrees), ``color_jitter``
     (brightness/contrast/saturation strength), ``hue`` and ``scale`` (random-resized-crop area range)
-    are the extra augmentations of the one-shot data and of TUNIT's second view. ``blur``: a 3x3
-    Gaussian blur first (:class:`Blur3x3`).
+    are the extra augmentations of the one-shot data and of TUNIT's second view; ``invert``: the
+    probability of inverting the colours (255 - x) after the jitter. ``blur``: a 3x3 Gaussian blur first
+    (:class:`Blur3x3`).
     """
     if preprocess not in PREPROCESS:
         raise UserError(f"data.preprocess: unknown value {preprocess!r}; choose one of {', '.join(PREPROCESS)}")
@@ -154,6 +155,8 @@ def build_transform(preprocess: str = "resize_and_crop", load_size: int = 286, c
             j = color_jitter
             ops.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j if channels == 3 else 0,
                                       hue=hue if channels == 3 else 0))
+        if invert:
+            ops.append(v2.RandomInvert(invert))
     if channels == 1:
         ops.append(v2.Grayscale(1))
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * channels, [0.5] * channels)]

@@ -54,6 +54,7 @@ from pathlib import Path
 from lit_i2i.errors import UserError
 
 EVAL_FILE = "table_eval.json"
+RUN_FILE = "table_run.json"  # what a run was trained with (config, arguments, evaluation): a changed row is refused
 CLAIM = re.compile(r"^\s*(\S+)\s*(>=|<=|>|<)\s*(\S+)\s+on\s+(\S+)\s*$")
 
 
@@ -91,6 +92,29 @@ class Run:
     @property
     def started(self) -> bool:
         return (self.folder / "checkpoints" / "last.ckpt").is_file()
+
+    def recipe(self) -> dict:
+        return {"config": self.config, "args": list(self.args), "evaluate": self.evaluate}
+
+    def stale(self) -> bool:
+        """The folder holds a run trained (or evaluated) with another recipe than the table's row now gives."""
+        p = self.folder / RUN_FILE
+        if not p.is_file():
+            return False
+        try:
+            return json.loads(p.read_text()) != json.loads(json.dumps(self.recipe()))
+        except ValueError:
+            return True
+
+
+def check_stale(runs: list[Run]) -> None:
+    """Refuse to skip or resume a run whose row changed since it ran (its table_run.json differs)."""
+    stale = [r for r in runs if r.stale()]
+    if stale:
+        r = stale[0]
+        raise UserError(f"reproduce: {r.key}: the run in {r.folder} was made with other settings than the table now "
+                        f"gives ({len(stale)} such run(s); compare {r.folder / RUN_FILE}); move or delete those folders, "
+                        "or pass --out DIR, so that nothing is mixed into the table")
 
 
 # ------------------------------------------------------------------------------------------ the file
@@ -224,6 +248,7 @@ def run_one(run: Run) -> dict:
         code = main(run.fit_argv())
         if code != 0:
             raise UserError(f"reproduce: {run.key}: `{run.command()}` failed (exit {code})")
+    (run.folder / RUN_FILE).write_text(json.dumps(run.recipe(), indent=2) + "\n")
     if not run.in_table:
         return {}
     return evaluate_run(run)
@@ -385,9 +410,10 @@ def reproduce_main(argv: list[str]) -> int:
     if a.dry_run:
         print(f"{spec['paper']}, {spec['table']}{' (proxy)' if a.proxy else ''}: {len(runs)} runs into {out}")
         for r in runs:
-            state = "done" if r.done else ("resumes" if r.started else "to run")
+            state = "changed since it ran" if r.stale() else "done" if r.done else ("resumes" if r.started else "to run")
             print(f"  [{state}] {r.key}: {r.command()}")
         return 0
+    check_stale(runs)
     check_classifier_files(runs)
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("WANDB_RUN_GROUP", spec["_id"])  # every run of the table in one W&B group

@@ -36,7 +36,8 @@ def tiny_table(tmp_path: Path, **extra) -> Path:
     return p
 
 
-def test_a_tiny_table_end_to_end_then_skips_finished_runs_and_resumes_a_killed_one(tmp_path, cli_env, monkeypatch):
+def test_a_tiny_table_end_to_end_then_skips_finished_runs_and_resumes_a_killed_one(tmp_path, cli_env, monkeypatch,
+                                                                                   capsys):
     table, out = tiny_table(tmp_path), tmp_path / "out"
     assert R.reproduce_main([str(table), "--out", str(out), "--no_wandb"]) == 0
     t = json.loads((out / "table.json").read_text())
@@ -67,6 +68,16 @@ def test_a_tiny_table_end_to_end_then_skips_finished_runs_and_resumes_a_killed_o
     assert R.reproduce_main([str(table), "--out", str(out), "--no_wandb"]) == 0
     assert (killed / R.EVAL_FILE).is_file()
     assert torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    # a row changed since its runs were made is refused, not skipped (its old numbers would enter the table)
+    spec = yaml.safe_load(table.read_text())
+    spec["rows"][1]["overrides"]["model.init_args.lambda_identity"] = 0.25
+    table.write_text(yaml.safe_dump(spec))
+    before = (out / "table.json").read_text()
+    with pytest.raises(UserError, match=r"no_identity/seed0: the run in .* other settings .*\(2 such run"):
+        R.reproduce_main([str(table), "--out", str(out), "--no_wandb"])
+    assert (out / "table.json").read_text() == before
+    assert R.reproduce_main([str(table), "--out", str(out), "--dry_run"]) == 0
+    assert "[changed since it ran] no_identity/seed1" in capsys.readouterr().out
 
 
 def test_submitit_debug_executor_runs_the_same_folders(tmp_path, cli_env):

@@ -92,3 +92,17 @@ def test_unpaired_folders_blur_only_the_named_domain(tmp_path):
     assert torch.equal(plain.eval_dataset("B")[0]["image"], blurred.eval_dataset("B")[0]["image"])
     with pytest.raises(UserError, match="data.blur"):
         UnpairedFolders(str(root), blur=["C"])
+
+
+def test_invert_flips_the_colours_with_its_probability():
+    x = _img(8, 8)
+    always = build_transform("none", crop_size=8, train=True, flip=False, stride=1, invert=1.0)
+    assert torch.equal(_to_uint8(apply(always, x)), 255 - x)
+    never = build_transform("none", crop_size=8, train=True, flip=False, stride=1, invert=0.0)
+    assert torch.equal(_to_uint8(apply(never, x)), x)
+    half = build_transform("none", crop_size=8, train=True, flip=False, stride=1, invert=0.5)
+    torch.manual_seed(0)
+    inverted = sum(torch.equal(_to_uint8(apply(half, x)), 255 - x) for _ in range(200))
+    assert 70 < inverted < 130
+    test_time = build_transform("none", crop_size=8, train=False, flip=False, stride=1, invert=1.0)
+    assert torch.equal(_to_uint8(apply(test_time, x)), x)  # random ops only at training time
