@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -65,6 +64,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from datamodules.builtin import ACCESSORY_COLS, ACCESSORY_ROWS, indices, render  # noqa: E402
+from experiments.benchkit import measures_table, reuse_or_clear  # noqa: E402
 
 METHODS = {"press": ("Press et al.", "experiments/press/digits_accessory.yaml"),
            "didd": ("DIDD", "experiments/didd/digits_accessory.yaml"),
@@ -255,7 +255,8 @@ def transfer_metrics(out: torch.Tensor, d: dict, judges: Judges) -> dict[str, fl
 def fid_kid(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
     """FID and KID x100: the suite's torchmetrics-based scores when present, else the formulas above."""
     try:
-        from lit_i2i.metrics import fid as suite_fid, kid as suite_kid
+        from lit_i2i.metrics import fid as suite_fid
+        from lit_i2i.metrics import kid as suite_kid
     except ImportError:
         return fid(real, fake), kid(real, fake)
     r, f = torch.from_numpy(real), torch.from_numpy(fake)
@@ -324,12 +325,10 @@ def train(key: str, out: Path, max_steps: int | None, retrain: bool) -> tuple[Pa
     from lit_i2i.cli import main
 
     run = out / key
-    ckpt = run / "checkpoints" / "last.ckpt"
-    if ckpt.is_file() and not retrain:
-        print(f"[{key}] reusing {ckpt} (--retrain to train again)", flush=True)
+    ckpt = reuse_or_clear(run, key, retrain)
+    if ckpt is not None:
         return ckpt, None
-    if run.exists():
-        shutil.rmtree(run)
+    ckpt = run / "checkpoints" / "last.ckpt"
     args = ["fit", "--config", str(ROOT / METHODS[key][1]), "--trainer.default_root_dir", str(run),
             "--trainer.logger", "false", "--trainer.enable_progress_bar", "false", *metrics_off(),
             # no periodic checkpoints: last.ckpt is then written at the end of training (Lightning refreshes
@@ -373,15 +372,9 @@ ROWS = [  # key, label, better
 
 
 def table(results: dict[str, dict], base: dict[str, dict], keys: list[str]) -> str:
-    cols = [METHODS[k][0] for k in keys] + ["input (no change)", "ground truth"]
-    lines = ["| metric | better | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
-    for key, label, better in ROWS:
-        vals = [results[k].get(key) for k in keys] + [base["input"].get(key), base["truth"].get(key)]
-        if all(v is None for v in vals[:len(keys)]):
-            continue
-        cells = ["–" if v is None else (f"{v:.0f}" if key == "steps" else f"{v:.3f}") for v in vals]
-        lines.append(f"| {label} | {better} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    cols = [(METHODS[k][0], results[k]) for k in keys] + [("input (no change)", base["input"]),
+                                                          ("ground truth", base["truth"])]
+    return measures_table(ROWS, cols, skip_empty=len(keys))
 
 
 def main(argv: list[str] | None = None) -> int:

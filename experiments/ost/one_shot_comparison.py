@@ -57,6 +57,7 @@ import torch  # noqa: E402
 
 from datamodules.builtin import domain_source  # noqa: E402
 from datamodules.oneshot import OneShot  # noqa: E402
+from lit_i2i.core.callbacks import StopAfter  # noqa: E402
 
 PAIRS = {"digits2colored": ("digits", "colored-digits"), "digits2street": ("digits", "street-digits"),
          "street2digits": ("street-digits", "digits")}
@@ -97,18 +98,6 @@ def sample_index(seed: int, a: str = "digits") -> int:
 def data(pair: str, index: int, args, augment: bool = True) -> OneShot:
     a, b = PAIRS[pair]
     return OneShot(a_builtin=a, b_builtin=b, a_index=[index], seed=0, augment=augment, batch_size=args.batch_size)
-
-
-class StopAfter(pl.Callback):
-    """Stops training after ``n`` batches (iterations), whatever the method's optimizer steps per batch."""
-
-    def __init__(self, n: int):
-        self.n, self.seen = n, 0
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.seen += 1
-        if self.seen >= self.n:
-            trainer.should_stop = True
 
 
 def fit(model, dm, iters: int, root: Path, seed: int):

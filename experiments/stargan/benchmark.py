@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from datamodules.builtin import ACCESSORY_COLS, ACCESSORY_ROWS, indices, render  # noqa: E402
+from experiments.benchkit import measures_table, reuse_or_clear  # noqa: E402
 
 METHODS = {"stargan": ("StarGAN", "experiments/stargan/digits_accessory.yaml"),
            "attgan": ("AttGAN", "experiments/attgan/digits_accessory.yaml"),
@@ -140,12 +140,10 @@ def train(key: str, out: Path, max_steps: int | None, max_samples: int | None, r
     from lit_i2i.cli import main
 
     run = out / key
-    ckpt = run / "checkpoints" / "last.ckpt"
-    if ckpt.is_file() and not retrain:
-        print(f"[{key}] reusing {ckpt} (--retrain to train again)", flush=True)
+    ckpt = reuse_or_clear(run, key, retrain)
+    if ckpt is not None:
         return ckpt, None, None
-    if run.exists():
-        shutil.rmtree(run)
+    ckpt = run / "checkpoints" / "last.ckpt"
     args = ["fit", "--config", str(ROOT / METHODS[key][1]), "--trainer.default_root_dir", str(run),
             "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
             # no periodic checkpoints: last.ckpt is written at the end (Lightning refreshes it only with a save)
@@ -180,15 +178,8 @@ ROWS = [  # key, label, better
 
 
 def table(results: dict[str, dict], base: dict[str, float], keys: list[str]) -> str:
-    cols = [METHODS[k][0] for k in keys] + ["input (no change)"]
-    lines = ["| metric | better | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
-    for key, label, better in ROWS:
-        vals = [results[k].get(key) for k in keys] + [base.get(key)]
-        if all(v is None for v in vals):
-            continue
-        cells = ["–" if v is None else (f"{v:.0f}" if key == "steps" else f"{v:.3f}") for v in vals]
-        lines.append(f"| {label} | {better} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return measures_table(ROWS, [(METHODS[k][0], results[k]) for k in keys] + [("input (no change)", base)],
+                          skip_empty=len(keys) + 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from experiments.benchkit import measures_table, reuse_or_clear  # noqa: E402
+
 CONFIG = "experiments/tunit/digits.yaml"
 ROWS = {
     "full": ("TUNIT (joint)", []),
@@ -169,12 +171,10 @@ def train(key: str, out: Path, iters: int, separated: int, ema_start: int, retra
     from lit_i2i.cli import main
 
     run = out / key
-    ckpt = run / "checkpoints" / "last.ckpt"
-    if ckpt.is_file() and not retrain:
-        print(f"[{key}] reusing {ckpt} (--retrain to train again)", flush=True)
+    ckpt = reuse_or_clear(run, key, retrain)
+    if ckpt is not None:
         return ckpt, None
-    if run.exists():
-        shutil.rmtree(run)
+    ckpt = run / "checkpoints" / "last.ckpt"
     args = ["fit", "--config", str(ROOT / CONFIG), "--trainer.default_root_dir", str(run), "--trainer.logger", "false",
             "--trainer.enable_progress_bar", "false", "--metrics.metrics", "[]", "--trainer.max_steps", "-1",
             "--checkpoint.every_n_epochs", "0", "--checkpoint.every_n_train_steps", "0",
@@ -197,15 +197,14 @@ MEASURES = [("cluster_acc", "E clustering accuracy (Hungarian)", "higher"), ("nm
             ("train_cpu_min", "training CPU minutes", ""), ("iterations", "iterations", "")]
 
 
+def _fmt(m: str, v: float) -> str:
+    return f"{v:.0f}" if m in ("iterations", "clusters_used") else f"{v:.1f}" if m in ("mfid_digits", "train_cpu_min") \
+        else f"{v:.3f}"
+
+
 def table(results: dict, base: dict, keys: list[str]) -> str:
-    cols = [ROWS[k][0] for k in keys] + list(base)
-    lines = ["| measure | better | " + " | ".join(cols) + " |", "|---" * (len(cols) + 2) + "|"]
-    for m, label, better in MEASURES:
-        vals = [results[k].get(m) for k in keys] + [b.get(m) for b in base.values()]
-        cells = ["–" if v is None else (f"{v:.0f}" if m in ("iterations", "clusters_used") else
-                                        f"{v:.1f}" if m in ("mfid_digits", "train_cpu_min") else f"{v:.3f}") for v in vals]
-        lines.append(f"| {label} | {better} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    cols = [(ROWS[k][0], results[k]) for k in keys] + list(base.items())
+    return measures_table(MEASURES, cols, first="measure", fmt=_fmt)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,6 +55,8 @@ import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+from lit_i2i.core.callbacks import StopAfter  # noqa: E402
+
 XGAN_CONFIG = "experiments/xgan/street2digits.yaml"
 DTN_CONFIG = "experiments/dtn/street2digits.yaml"
 CYCLEGAN = ("lit_i2i.methods.cyclegan.CycleGAN",
@@ -100,18 +102,6 @@ def data(batch_size: int = BATCH, train_limit: int | None = None):
     from datamodules.builtin import BuiltinDigits
 
     return BuiltinDigits(a="street-digits", b="digits", batch_size=batch_size, train_limit=train_limit)
-
-
-class StopAfter(pl.Callback):
-    """Stops training after ``n`` batches, whatever the optimizer steps per batch."""
-
-    def __init__(self, n: int):
-        self.n, self.seen = n, 0
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.seen += 1
-        if self.seen >= self.n:
-            trainer.should_stop = True
 
 
 class Curve(pl.Callback):

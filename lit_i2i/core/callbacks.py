@@ -7,8 +7,9 @@ uint8: a float tensor logs black there) or TensorBoard. ``RunSummary`` writes ``
 at the end of fit (``metrics_test.json`` / ``metrics_validate.json`` for those runs, so a fit's file
 is never replaced), with the last logged losses and every metric the ``TranslationMetrics`` callback
 computed, and prints a short table. ``SaveOnSignal`` makes SIGTERM (a preempted cluster job) and a
-first Ctrl+C stop at the end of the current batch with ``last.ckpt`` saved. The run folder is
-``trainer.default_root_dir``.
+first Ctrl+C stop at the end of the current batch with ``last.ckpt`` saved. ``StopAfter`` ends a fit
+after a number of training batches (Lightning's ``max_steps`` counts optimizer steps, which differ
+by method). The run folder is ``trainer.default_root_dir``.
 """
 
 from __future__ import annotations
@@ -151,6 +152,18 @@ class RunSummary(pl.Callback):
 
     def on_test_end(self, trainer, pl_module):
         self.write(trainer, pl_module)
+
+
+class StopAfter(pl.Callback):
+    """Stops training after ``n`` training batches (iterations), whatever the method's optimizer steps per batch."""
+
+    def __init__(self, n: int):
+        self.n, self.seen = n, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.seen += 1
+        if self.seen >= self.n:
+            trainer.should_stop = True
 
 
 class StopNow(SIGTERMException):
