@@ -2,6 +2,9 @@
 
 Domain A comes from (first match wins):
   - ``a_images``: image files and/or built-in photo names (``datamodules.builtin.PHOTOS``);
+  - ``a_root``: a folder of A's training images, sorted by name, of which the images at positions
+    ``a_index`` (or ``k`` drawn with ``shot_seed``) are used: OST's image code, ``--start 0
+    --max_items_A 1`` (the first file after sorting) is ``a_index: [0]``;
   - ``a_dataset``: k images of a real digit dataset (``mnist``, ``svhn``, ``usps``: torchvision's files
     under ``dataset_root``, fetched with ``download: true``), taken from its training split;
   - ``a_builtin``: k images of a built-in domain (``digits``), taken from its A-half training split;
@@ -31,7 +34,7 @@ from datamodules.base import FileSource, UnpairedDataset
 from datamodules.builtin import DOMAINS
 from datamodules.digit_datasets import DATASETS, digit_source, take
 from datamodules.folders import FileDataModule, ImageListSource, load_named_image
-from datamodules.io import check_min_size
+from datamodules.io import check_min_size, list_images
 from lit_i2i.errors import UserError
 
 
@@ -39,12 +42,16 @@ class OneShot(FileDataModule):
     """One (or k) freshly augmented A image(s) against a folder or built-in domain B.
 
     Args:
-        a_images: A as image files and/or built-in photo names (precedence over ``a_dataset``, ``a_builtin``).
+        a_images: A as image files and/or built-in photo names (precedence over ``a_root``, ``a_dataset``,
+            ``a_builtin``).
+        a_root: A as positions in a folder of training images sorted by file name (precedence over
+            ``a_dataset``, ``a_builtin``); ``a_index`` or ``k`` with ``shot_seed`` pick them.
         a_dataset: A as images of a real digit dataset (``mnist``, ``svhn``, ``usps``; precedence over
             ``a_builtin``).
         a_builtin: A as images of a built-in domain (``digits``, ``colored-digits``, ...).
-        a_index: which images of A's training split (positions); default: ``k`` drawn with ``seed``.
-        k: how many A images to draw from ``a_dataset``/``a_builtin`` when ``a_index`` is not given.
+        a_index: which images of A's training split or ``a_root`` (positions); default: ``k`` drawn with
+            ``shot_seed``.
+        k: how many A images to draw from ``a_root``/``a_dataset``/``a_builtin`` when ``a_index`` is not given.
         a_test_root: a folder of held-out A images for evaluation (default: the dataset's or built-in test
             split, or A itself).
         b_root: B as a folder of training images (takes precedence over ``b_dataset``, ``b_builtin``).
@@ -76,10 +83,11 @@ class OneShot(FileDataModule):
                  b_rotation: float = 0.0, preprocess: str = "resize", load_size: int = 32, crop_size: int = 32, flip: bool = False,
                  channels: int = 3, stride: int = 4, center_crop: int = 178, skip_bad_files: bool = False,
                  batch_size: int = 1, eval_batch_size: int | None = None, num_workers: int = 0,
-                 pin_memory: bool = False, persistent_workers: bool = False):
+                 pin_memory: bool = False, persistent_workers: bool = False, a_root: str | None = None):
         super().__init__(preprocess, load_size, crop_size, flip, channels, stride, center_crop, skip_bad_files,
                          batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
         self.a_images = list(a_images) if a_images else None
+        self.a_root = Path(a_root).expanduser() if a_root and not self.a_images else None
         self.a_builtin, self.a_index, self.k = a_builtin, list(a_index) if a_index is not None else None, k
         self.a_test_root = Path(a_test_root).expanduser() if a_test_root else None
         self.b_root = Path(b_root).expanduser() if b_root else None
@@ -90,22 +98,25 @@ class OneShot(FileDataModule):
         self.augment = augment
         self.a_augment = dict(scale=a_scale, rotation=a_rotation, flip=a_flip, color_jitter=a_color_jitter)
         self.b_rotation = b_rotation
-        a_name = Path(self.a_images[0]).stem if self.a_images else (a_dataset or a_builtin or "none")
+        a_name = (Path(self.a_images[0]).stem if self.a_images else self.a_root.name if self.a_root
+                  else (a_dataset or a_builtin or "none"))
         b_name = self.b_root.name if self.b_root else (b_dataset or b_builtin or "none")
         self.name = f"oneshot-{a_name}2{b_name}"
         self.domains = ("A", "B")
 
     def check_options(self) -> None:
         super().check_options()
-        if not self.a_images and not self.a_dataset and not self.a_builtin:
-            raise UserError("data.a_images, data.a_dataset or data.a_builtin must be given (the one-shot domain A)")
+        if not self.a_images and not self.a_root and not self.a_dataset and not self.a_builtin:
+            raise UserError("data.a_images, data.a_root, data.a_dataset or data.a_builtin must be given (the one-shot "
+                            "domain A)")
         if not self.b_root and not self.b_dataset and not self.b_builtin:
             raise UserError("data.b_root, data.b_dataset or data.b_builtin must be given (the domain B)")
-        for opt, d, used in (("data.a_dataset", self.a_dataset, not self.a_images),
+        for opt, d, used in (("data.a_dataset", self.a_dataset, not (self.a_images or self.a_root)),
                              ("data.b_dataset", self.b_dataset, not self.b_root)):
             if used and d and d not in DATASETS:
                 raise UserError(f"{opt}: unknown digit dataset {d!r}; choose one of {', '.join(DATASETS)}")
-        for opt, d, used in (("data.a_builtin", self.a_builtin, not self.a_images and not self.a_dataset),
+        a_named = bool(self.a_images or self.a_root)
+        for opt, d, used in (("data.a_builtin", self.a_builtin, not a_named and not self.a_dataset),
                              ("data.b_builtin", self.b_builtin, not self.b_root and not self.b_dataset)):
             if used and d not in DOMAINS:
                 raise UserError(f"{opt}: unknown built-in domain {d!r}; choose one of {', '.join(DOMAINS)}")
@@ -122,7 +133,10 @@ class OneShot(FileDataModule):
                           for i, spec in enumerate(self.a_images)]
                 check_min_size({p: tuple(x.shape[-2:]) for x, p in loaded}, self.min_size())
                 return ImageListSource([x for x, _ in loaded], [p for _, p in loaded])
-            pool, name = self.digit_domain("A", "train"), self.a_dataset or self.a_builtin
+            if self.a_root is not None:  # sorted by name, as the official code's make_dataset (no header read yet)
+                pool, name = list_images(self.a_root, "data.a_root"), f"{self.a_root} (data.a_root)"
+            else:
+                pool, name = self.digit_domain("A", "train"), self.a_dataset or self.a_builtin
             if self.a_index is not None:
                 bad = [i for i in self.a_index if not 0 <= i < len(pool)]
                 if bad or not self.a_index:
@@ -133,6 +147,10 @@ class OneShot(FileDataModule):
                 if self.k > len(pool):
                     raise UserError(f"data.k: {self.k} is more than the {len(pool)} {name} training images")
                 idx = np.random.default_rng(self.shot_seed).choice(len(pool), self.k, replace=False).tolist()
+            if self.a_root is not None:  # only the chosen files are checked (readable, large enough)
+                chosen = [pool[i] for i in idx]
+                return FileSource(self.checked_files(("a_root", str(self.a_root), tuple(idx)), lambda: chosen,
+                                                     "data.a_root"), self.channels)
             return take(pool, idx)
         return self.cached("shots", make)
 
@@ -143,7 +161,7 @@ class OneShot(FileDataModule):
     def builtin_domain(self, domain: str) -> str | None:
         """The domain behind a letter where its evaluation images are a dataset's (``mnist``, ``svhn``,
         ``usps``) or built-in ones (the built-in name): the metrics pick its classifier by this name."""
-        if domain == "A" and not self.a_images and self.a_test_root is None:
+        if domain == "A" and not self.a_images and self.a_root is None and self.a_test_root is None:
             return self.a_dataset or self.a_builtin
         if domain == "B" and self.b_root is None:
             return self.b_dataset or self.b_builtin
@@ -170,7 +188,7 @@ class OneShot(FileDataModule):
                 return self.shots()
             if self.a_test_root is not None:
                 return FileSource(self.files(self.a_test_root, "data.a_test_root"), self.channels)
-            if not self.a_images:
+            if not self.a_images and self.a_root is None:
                 return self.digit_domain("A", split)
             return self.shots()
         if self.b_root is not None:

@@ -471,6 +471,34 @@ def test_oneshot_files_and_photo(tmp_path):
     assert len(dm2.eval_source("A", "test")) == 3
 
 
+def test_oneshot_a_root_takes_positions_of_the_sorted_folder_as_the_official_start_and_max_items(tmp_path):
+    """``a_root`` + ``a_index [0]`` is OST's image code ``--start 0 --max_items_A 1``: the first training file
+    of A's folder sorted by name (not by creation order); ``k`` with ``shot_seed`` draws from the same list;
+    only the chosen files are read; with no ``a_test_root`` A's evaluation images are the shots."""
+    a_root, b_root = tmp_path / "trainA", tmp_path / "trainB"
+    for name, seed in (("b.png", 1), ("a 2.png", 2), ("c.jpg", 3), ("a 10.png", 4)):  # written out of order
+        make_image(a_root / name, (20, 20), seed=seed)
+    make_corrupt(a_root / "d.png")  # never chosen below: never read
+    make_folder(b_root, 5, (20, 20), seed=9)
+    dm = OneShot(a_root=str(a_root), a_index=[0], b_root=str(b_root), preprocess="resize", crop_size=16, batch_size=2)
+    b = first_batch(dm)
+    assert_images(b["A"], (2, 3, 16, 16))
+    assert set(b["A_path"]) == {str(a_root / "a 10.png")}  # sorted by name: "a 10" < "a 2" < "b" < "c" < "d"
+    assert len(dm.dataset("train")) == 5 and dm.name == "oneshot-trainA2trainB"
+    assert dm.eval_source("A", "test")[0][2] == str(a_root / "a 10.png")
+    assert OneShot(a_root=str(a_root), a_index=[2], b_root=str(b_root)).eval_source("A", "train")[0][2] == str(
+        a_root / "b.png")
+    drawn = OneShot(a_root=str(a_root), k=2, shot_seed=3, b_root=str(b_root)).eval_source("A", "train")
+    files = sorted(a_root.iterdir())
+    expected = np.random.default_rng(3).choice(len(files), 2, replace=False)
+    assert [drawn[i][2] for i in range(2)] == [str(files[j]) for j in expected]
+    with raises_naming("data.a_index"):
+        OneShot(a_root=str(a_root), a_index=[5], b_root=str(b_root)).check()
+    with raises_naming("data.a_root", tmp_path / "none"):
+        OneShot(a_root=str(tmp_path / "none"), b_root=str(b_root)).check()
+    assert OneShot(a_images=["chelsea"], a_root=str(a_root), b_root=str(b_root)).a_root is None  # a_images first
+
+
 def test_oneshot_bad_input(tmp_path):
     with raises_naming("data.a_images[0]", tmp_path / "nope.png"):
         OneShot(a_images=[str(tmp_path / "nope.png")]).check()

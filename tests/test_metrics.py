@@ -405,6 +405,57 @@ def test_vgg_loads_torchvision_weights_from_the_env_variable(monkeypatch, tmp_pa
     assert not any(p.requires_grad for p in vgg.parameters())
 
 
+def test_random_vgg19_is_seeded_named_apart_from_imagenet_and_evaluates_content_and_style(monkeypatch, tmp_path):
+    """``vgg_weights: random``: a randomly initialised VGG-19 from a fixed seed, with no file and no network
+    (offline here, so any look-up would fail): the same seed gives the same weights and features in two
+    constructions, whatever the global random state (left untouched); another seed gives others; its name, the
+    real-feature cache's key, says random and differs from the ImageNet extractor's; an evaluation with it on tiny
+    built-in data gives content 0 and style 0 for the identity on identical sets, finite positive numbers otherwise."""
+    from lit_i2i.metrics import extractors as E
+
+    _offline(monkeypatch, tmp_path)
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(7)) * 2 - 1
+    torch.manual_seed(1)
+    state = torch.random.get_rng_state()
+    a = VGGExtractor("vgg19", "random")
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator is not consumed
+    torch.manual_seed(2)
+    b = VGGExtractor("vgg19", E.RANDOM_WEIGHTS)
+    b2 = VGGExtractor("vgg19", _random_weights=True)  # the tests' old spelling: the same network
+    other = VGGExtractor("vgg19", "random", seed=1)
+    with torch.no_grad():
+        fa, fb, fb2, fo = a(x), b(x), b2(x), other(x)
+    assert set(fa) == {"relu4_2", "relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"}
+    assert all(torch.equal(fa[k], fb[k]) and torch.equal(fa[k], fb2[k]) for k in fa)
+    assert not torch.equal(fa["relu4_2"], fo["relu4_2"])
+    assert all(torch.isfinite(v).all() and v.abs().sum() > 0 for v in fa.values())  # not a dead deep layer
+    w = a.features[2].weight  # conv1_2, 64 -> 64: torchvision's Kaiming normal, fan_out
+    assert abs(float(w.std()) - math.sqrt(2 / (64 * 9))) < 0.005 and float(a.features[2].bias.abs().max()) == 0
+    assert a.random and a.name == b.name == "vgg19-random-seed0" and other.name == "vgg19-random-seed1"
+    with monkeypatch.context() as m:  # the ImageNet extractor's name, from a torchvision-format file (not read)
+        m.setattr(E, "resolve_weights", lambda *args, **kw: Path("vgg19-dcbb9e9d.pth"))
+        m.setattr(E.torch, "load", lambda *args, **kw: {f"features.{k}": v for k, v in
+                                                        E.random_vgg_features("vgg19").state_dict().items()})
+        imagenet = VGGExtractor("vgg19")
+    assert not imagenet.random and imagenet.name == "vgg19-imagenet-vgg19-dcbb9e9d" and "random" not in imagenet.name
+    assert torch.equal(imagenet.features[0].weight, a.features[0].weight)  # the same tensors, still apart by name
+    # through the evaluator, as a table's evaluate section gives it (no monkeypatched extractor)
+    cache = tmp_path / "cache"
+    same = BuiltinDigits(a="colored-digits", b="colored-digits", paired=True)
+    res = evaluate_model(Identity(), same, ["content", "style"], ["AtoB"], max_samples=4, vgg_weights="random",
+                         cache_dir=str(cache))
+    assert res["content_AtoB"] == 0.0 and res["style_AtoB"] == pytest.approx(0.0, abs=1e-12)
+    out = tmp_path / "eval.json"
+    res = evaluate_model(Scaled(), BuiltinDigits(a="digits", b="colored-digits"), ["content", "style"],
+                         ["AtoB", "BtoA"], max_samples=6, vgg_weights="random", cache_dir=str(cache),
+                         out_json=str(out))
+    assert all(math.isfinite(res[k]) and res[k] > 0 for k in ("content_AtoB", "style_AtoB", "content_BtoA",
+                                                              "style_BtoA"))
+    assert any("vgg19-random-seed0" in n and "not comparable" in n for n in json.loads(out.read_text())["notes"])
+    cached = [p.name for p in cache.glob("*.pt")]
+    assert cached and all("vgg19-random-seed0" in n for n in cached)  # real-target Grams keyed by the random name
+
+
 # ------------------------------------------------------------------------------------- callback, entry point
 def test_callback_logs_shared_names_restores_mode_and_keeps_extractors_out_of_checkpoints(tmp_path):
     dm = BuiltinDigits(a="digits", b="colored-digits", eval_batch_size=16)

@@ -165,6 +165,49 @@ TABLES = sorted(str(p.relative_to(Path(__file__).resolve().parents[1]))
                 for p in (Path(__file__).resolve().parents[1] / "experiments" / "tables").glob("*.yaml"))
 
 
+@pytest.mark.parametrize("table", ["experiments/tables/ost_table2.yaml", "experiments/tables/ost_table3.yaml"])
+def test_ost_table2_and_table3_rows_resolve_every_paper_cell_has_a_home_and_the_proxy_needs_no_file(
+        table, tmp_path, cli_env, capsys):
+    """OST Tables 2-3: every run's ``lit-i2i fit`` arguments resolve through the CLI's parser (``--print_config``:
+    nothing is read or built; one run per config and set of options), the one-sample rows run on the one-shot
+    datamodule with the single sample as A (the official first file in the real table) and are evaluated A -> B
+    only, every paper value sits in a column its row reports (the row's keys name the column), and the proxy reads
+    only built-in data and evaluates with the seeded random VGG (no ImageNet file)."""
+    from lit_i2i.cli import main
+
+    spec = R.load_table(table)
+    rows = {r["name"]: r for r in spec["rows"]}
+    for c in spec["columns"]:
+        for name in c["paper"]:
+            assert c["key"] in rows[name].get("keys", {}), (c["key"], name)
+    for proxy in (False, True):
+        runs = R.plan(spec, tmp_path / ("proxy" if proxy else "real"), proxy=proxy)
+        seen = set()
+        for r in runs:
+            kind = (r.config, tuple(a for a in r.args if a.startswith("--")))
+            if kind in seen:
+                continue
+            seen.add(kind)
+            with pytest.raises(SystemExit) as e:
+                main([*r.fit_argv(), "--print_config"])
+            assert e.value.code in (0, None), r.key
+            data = yaml.safe_load(capsys.readouterr().out)["data"]
+            args = data.get("init_args") or {}
+            if r.row.split("_")[0] in ("ost1", "unit1", "cyclegan1"):
+                assert data["class_path"] == "datamodules.oneshot.OneShot", r.key
+                assert r.evaluate["directions"] == ["AtoB"] and r.needs == (["ost_phase1_" + r.row[5:]]
+                                                                             if r.row.startswith("ost1") else [])
+                if not proxy and r.row.startswith(("unit1", "cyclegan1")):  # the methods' own crop and flip
+                    assert args["a_index"] == [0] and args["a_root"] and args["a_scale"] is None
+            if proxy:
+                assert not any(args.get(k) for k in ("root", "a_root", "a_images", "b_root", "a_test_root")), r.key
+                assert data["class_path"] in ("datamodules.oneshot.OneShot", "datamodules.builtin.BuiltinDigits")
+                assert "street-digits" in (args.get("b"), args.get("a_builtin"), args.get("b_builtin")), r.key
+        table_runs = [r for r in runs if r.in_table]
+        assert table_runs and all(r.evaluate["metrics"] == ["content", "style"] for r in table_runs)
+        assert all((r.evaluate.get("vgg_weights") == "random") == proxy for r in table_runs)
+
+
 @pytest.mark.parametrize("table", TABLES)
 def test_every_shipped_table_dry_runs_real_and_proxy(table, tmp_path, cli_env, capsys):
     spec = R.load_table(table)

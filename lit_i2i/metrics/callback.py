@@ -51,7 +51,9 @@ class TranslationMetrics(pl.Callback):
         inception_weights: torch-fidelity InceptionV3 weights file (else $LIT_I2I_INCEPTION_WEIGHTS,
             else the torch hub cache, else a download).
         vgg, vgg_weights: VGG of content/style (``vgg19`` or ``vgg16``) and its ImageNet weights file
-            (else $LIT_I2I_VGG_WEIGHTS, the hub cache, a download).
+            (else $LIT_I2I_VGG_WEIGHTS, the hub cache, a download); ``random``: a randomly initialised
+            VGG from a fixed seed instead (no file; random-feature stand-ins, not comparable with
+            published numbers).
         classifier: direction -> classifier of the target domain for ``acc``/``*_digits``: a built-in
             one (``digits``, ``colored-digits``) or ``package.module:factory``. Default: chosen from
             the datamodule's domain names (``dm.b`` for AtoB, ``dm.a`` for BtoA).

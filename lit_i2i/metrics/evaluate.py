@@ -28,7 +28,7 @@ mfid_digits     target domain
 acc             same classifier       (translation accuracy vs source labels)
 attr_prob,      binary attribute
 attr_success    classifier
-content, style  VGG (ImageNet)
+content, style  VGG (ImageNet)        (``vgg_weights: random``: a seeded random VGG, stand-ins)
 psnr, ssim,     - / - / AlexNet       (paired data only; lpips skipped with a note offline)
 lpips           LPIPS
 ssim_input,     -                     similarity of each output to its own input (SSIM in [0, 1]
@@ -296,9 +296,11 @@ class Evaluator:
 
             resolve_weights(inception_spec(), self.inception_weights)
         if "vgg" in self.needs:
+            from lit_i2i.metrics.extractors import is_random_weights
             from lit_i2i.metrics.weights import resolve_weights, torchvision_spec
 
-            resolve_weights(torchvision_spec(self.vgg), self.vgg_weights)
+            if not is_random_weights(self.vgg_weights):  # "random": a seeded random VGG, no file
+                resolve_weights(torchvision_spec(self.vgg), self.vgg_weights)
         if "classify" in self.needs and not callable(getattr(model, "classify", None)):
             raise UserError(f"cls_acc needs a model with its own classifier: {type(model).__name__} has no "
                             "classify(x, domain) method")
@@ -381,6 +383,9 @@ class Evaluator:
             model.train(was_training)
         if self._lpips_note and "lpips" in self.metrics:
             notes.append(self._lpips_note)
+        if "vgg" in self.needs and getattr(self._nets.get("vgg"), "random", False):
+            notes.append(f"content/style from a randomly initialised VGG ({self._nets['vgg'].name}, vgg_weights: "
+                         "random): random-feature stand-ins, not comparable with ImageNet-VGG numbers")
         return results, list(dict.fromkeys(notes))
 
     def _translate(self, model, x, p: DirectionPlan, ref):

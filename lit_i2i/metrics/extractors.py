@@ -9,7 +9,12 @@ network, weights and version (the real-feature cache is keyed by it).
   - :class:`DigitExtractor`: a built-in digit classifier (:mod:`lit_i2i.metrics.classifier`), its
     64-d penultimate features (``fid_digits``/``kid_digits``) and its logits (``acc``). Input: [-1, 1].
   - :class:`VGGExtractor`: torchvision VGG16/19 with ImageNet weights: content features and Gram
-    matrices (OST Tables 2-3). Input: [0, 1] normalised with the ImageNet mean and std.
+    matrices (OST Tables 2-3). Input: [0, 1] normalised with the ImageNet mean and std. With
+    ``weights="random"`` (:data:`RANDOM_WEIGHTS`) it is a randomly initialised VGG instead, the same
+    for the same ``seed`` (torchvision's initialisation of an untrained VGG, drawn from its own
+    generator): random-feature stand-ins of the perceptual and Gram distances for runs without the
+    ImageNet file (the tables' CPU proxies, tests), never comparable with published numbers. Its name
+    says ``random`` and the seed, so cached features of the two never mix.
 
 All of them are frozen (``requires_grad_(False)``, ``eval()``, and ``train()`` is a no-op) and are held
 by the evaluator, never by a LightningModule: they are in no optimizer and no checkpoint.
@@ -26,6 +31,9 @@ from torch import nn
 
 from lit_i2i.metrics.weights import inception_spec, resolve_weights, torchvision_spec
 
+#: the ``weights`` value (``--metrics.vgg_weights random``) that asks for a seeded random VGG, no file
+RANDOM_WEIGHTS = "random"
+RANDOM_SEED = 0
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -114,15 +122,40 @@ def gram_matrix(f: torch.Tensor) -> torch.Tensor:
     return f @ f.transpose(1, 2) / (c * h * w)
 
 
+def is_random_weights(weights) -> bool:
+    """Whether a ``weights`` value asks for the seeded random VGG (:data:`RANDOM_WEIGHTS`)."""
+    return isinstance(weights, str) and weights.strip().lower() == RANDOM_WEIGHTS
+
+
+def random_vgg_features(arch: str, seed: int = RANDOM_SEED) -> nn.Sequential:
+    """VGG's conv part initialised as torchvision initialises an untrained VGG (Kaiming normal, fan_out,
+    zero biases), from a generator seeded with ``seed``: the same weights for the same seed, whatever
+    the global random state (which is left as it was)."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    with torch.random.fork_rng(devices=[]):  # the layers' default init draws from the global generator
+        features = make_layers(cfgs[{"vgg16": "D", "vgg19": "E"}[arch]])
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in features:
+            if isinstance(m, nn.Conv2d):
+                fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_out) ** 0.5)
+                m.bias.zero_()
+    return features
+
+
 class VGGExtractor(Frozen):
     """VGG16/19 (ImageNet) activations at named layers: images in [-1, 1] -> {layer: (N, C, H, W)}.
 
-    ``_random_weights=True`` (tests only) builds it with random weights and no file at all.
+    ``weights``: the ImageNet file (else found by :func:`resolve_weights`), or ``"random"``: a randomly
+    initialised VGG from ``seed`` (:func:`random_vgg_features`; no file at all), named
+    ``<arch>-random-seed<seed>``. ``_random_weights=True`` is the same as ``weights="random"``.
     """
 
     def __init__(self, arch: str = "vgg19", weights: str | os.PathLike | None = None,
                  layers: tuple[str, ...] = (CONTENT_LAYER, *STYLE_LAYERS), download: bool = True,
-                 _random_weights: bool = False):
+                 seed: int = RANDOM_SEED, _random_weights: bool = False):
         super().__init__()
         from torchvision.models.vgg import cfgs, make_layers
 
@@ -130,20 +163,21 @@ class VGGExtractor(Frozen):
             from lit_i2i.errors import UserError
 
             raise UserError(f"--metrics.vgg: unknown VGG {arch!r}; choose vgg16 or vgg19")
-        features = make_layers(cfgs[{"vgg16": "D", "vgg19": "E"}[arch]])  # VGG's conv part only
-        if _random_weights:
-            tag = "random"
+        self.random = _random_weights or is_random_weights(weights)
+        if self.random:
+            features = random_vgg_features(arch, seed)
+            self.name = f"{arch}-random-seed{seed}"  # never the ImageNet name: cached real features do not mix
         else:
+            features = make_layers(cfgs[{"vgg16": "D", "vgg19": "E"}[arch]])  # VGG's conv part only
             path = resolve_weights(torchvision_spec(arch), weights, download=download)
             state = torch.load(path, map_location="cpu", weights_only=True)
             features.load_state_dict({k[len("features."):]: v for k, v in state.items() if k.startswith("features.")})
-            tag = path.stem
+            self.name = f"{arch}-imagenet-{path.stem}"
         names = vgg_layer_names(arch)
         self.layers = tuple(layers)
         last = max(names.index(layer) for layer in self.layers)
         self.features = features[: last + 1]
         self.names = names[: last + 1]
-        self.name = f"{arch}-imagenet-{tag}"
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.freeze()

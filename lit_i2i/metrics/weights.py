@@ -5,7 +5,9 @@ Order, for every file: the explicit path (a CLI/YAML option), else the environme
 the file in the torch hub cache (``torch.hub.get_dir()/checkpoints/<name>``, where torch-fidelity and
 torchvision put their downloads), else a download into that cache when the network answers. When
 none works: a :class:`UserError` that says where to get the file, where to put it and which variable
-or option points at it. Never random weights, never a silent switch to another network.
+or option points at it. Never random weights, never a silent switch to another network (a random VGG
+is only there when asked for by name: ``vgg_weights: random``, see ``extractors.VGGExtractor``, which
+then never calls this module).
 """
 
 from __future__ import annotations
