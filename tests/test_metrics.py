@@ -304,7 +304,7 @@ def test_real_features_are_cached_and_reused(tmp_path, monkeypatch):
 @pytest.fixture
 def random_vgg(monkeypatch):
     """Evaluators get a randomly initialised VGG16 (tests only: never a download, never a file)."""
-    vgg = VGGExtractor("vgg16", _random_weights=True)
+    vgg = VGGExtractor("vgg16", "random")
     monkeypatch.setattr(W, "resolve_weights", lambda *a, **k: Path("unused"))
     net = Evaluator._net
     monkeypatch.setattr(Evaluator, "_net", lambda self, key, device: vgg if key == "vgg" else net(self, key, device))
@@ -421,7 +421,7 @@ def test_random_vgg19_is_seeded_named_apart_from_imagenet_and_evaluates_content_
     assert torch.equal(torch.random.get_rng_state(), state)  # the global generator is not consumed
     torch.manual_seed(2)
     b = VGGExtractor("vgg19", E.RANDOM_WEIGHTS)
-    b2 = VGGExtractor("vgg19", _random_weights=True)  # the tests' old spelling: the same network
+    b2 = VGGExtractor("vgg19", " Random ")  # spelled loosely: the same network
     other = VGGExtractor("vgg19", "random", seed=1)
     with torch.no_grad():
         fa, fb, fb2, fo = a(x), b(x), b2(x), other(x)

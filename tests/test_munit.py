@@ -170,7 +170,7 @@ def test_vgg_loss_is_instance_normed_mse_and_missing_weights_are_refused(tmp_pat
     f, t = feat(x), feat(y)
     norm = lambda z: (z - z.mean((2, 3), keepdim=True)) / (z.var((2, 3), unbiased=False, keepdim=True) + 1e-5).sqrt()
     assert torch.allclose(m.vgg_loss(x, y), ((norm(f) - norm(t)) ** 2).mean(), atol=1e-6)
-    vgg = munit_vgg(_random_weights=True)  # the official Vgg16: 13 convs, no pool4, relu5_3 at 1/8 of the input
+    vgg = munit_vgg("random")  # the official Vgg16: 13 convs, no pool4, relu5_3 at 1/8 of the input
     assert "pool4" not in vgg.names and sum(isinstance(x, nn.Conv2d) for x in vgg.features) == 13
     assert vgg(torch.zeros(1, 3, 32, 32))["relu5_3"].shape == (1, 512, 4, 4)
 

@@ -76,11 +76,12 @@ INITS = {"kaiming": ("kaiming", 0.0), "gaussian": ("normal", 0.02), "xavier": ("
 WEIGHTS = ("gan_w", "recon_x_w", "recon_s_w", "recon_c_w", "recon_x_cyc_w", "vgg_w")
 
 
-def munit_vgg(weights: str | None = None, _random_weights: bool = False) -> nn.Module:
-    """VGG16 up to relu5_3 without pool4 (the official ``Vgg16``), torchvision ImageNet weights, frozen."""
+def munit_vgg(weights: str | None = None) -> nn.Module:
+    """VGG16 up to relu5_3 without pool4 (the official ``Vgg16``), torchvision ImageNet weights (or
+    ``"random"``: the seeded random VGG of the tests), frozen."""
     from lit_i2i.metrics.extractors import VGGExtractor
 
-    vgg = VGGExtractor("vgg16", weights, layers=("relu5_3",), _random_weights=_random_weights)
+    vgg = VGGExtractor("vgg16", weights, layers=("relu5_3",))
     keep = [i for i, n in enumerate(vgg.names) if n != "pool4"]
     vgg.features, vgg.names = nn.Sequential(*[vgg.features[i] for i in keep]), [vgg.names[i] for i in keep]
     return vgg

@@ -136,12 +136,10 @@ def random_vgg_features(arch: str, seed: int = RANDOM_SEED) -> nn.Sequential:
     with torch.random.fork_rng(devices=[]):  # the layers' default init draws from the global generator
         features = make_layers(cfgs[{"vgg16": "D", "vgg19": "E"}[arch]])
     g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in features:
-            if isinstance(m, nn.Conv2d):
-                fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_out) ** 0.5)
-                m.bias.zero_()
+    for m in features:
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=g)
+            nn.init.zeros_(m.bias)
     return features
 
 
@@ -150,12 +148,12 @@ class VGGExtractor(Frozen):
 
     ``weights``: the ImageNet file (else found by :func:`resolve_weights`), or ``"random"``: a randomly
     initialised VGG from ``seed`` (:func:`random_vgg_features`; no file at all), named
-    ``<arch>-random-seed<seed>``. ``_random_weights=True`` is the same as ``weights="random"``.
+    ``<arch>-random-seed<seed>``.
     """
 
     def __init__(self, arch: str = "vgg19", weights: str | os.PathLike | None = None,
                  layers: tuple[str, ...] = (CONTENT_LAYER, *STYLE_LAYERS), download: bool = True,
-                 seed: int = RANDOM_SEED, _random_weights: bool = False):
+                 seed: int = RANDOM_SEED):
         super().__init__()
         from torchvision.models.vgg import cfgs, make_layers
 
@@ -163,7 +161,7 @@ class VGGExtractor(Frozen):
             from lit_i2i.errors import UserError
 
             raise UserError(f"--metrics.vgg: unknown VGG {arch!r}; choose vgg16 or vgg19")
-        self.random = _random_weights or is_random_weights(weights)
+        self.random = is_random_weights(weights)
         if self.random:
             features = random_vgg_features(arch, seed)
             self.name = f"{arch}-random-seed{seed}"  # never the ImageNet name: cached real features do not mix
