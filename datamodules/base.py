@@ -15,7 +15,8 @@ Images are float tensors in [-1, 1]. Under DDP, Lightning inserts its Distribute
 loaders (``use_distributed_sampler`` is left on), so each rank sees its own shard.
 
 Loaders never start more worker processes than the CPU cores this process may use (a config's
-``num_workers: 4`` on a 2-core laptop uses 2, said once), and their workers leave SIGINT/SIGTERM to the
+``num_workers: 4`` on a 2-core laptop uses 2, said once), keep them between epochs
+(``persistent_workers``, on by default; it matters only with workers), and their workers leave SIGINT/SIGTERM to the
 main process (which saves ``last.ckpt`` on them, see ``lit_i2i.core.callbacks.SaveOnSignal``). An image that turns out unreadable only when
 decoded (a truncated JPEG whose header is fine) stops the run with one line naming it, also from a
 worker process; with ``skip_bad_files: true`` it is skipped with a warning instead (:class:`SkipBad`).
@@ -183,7 +184,7 @@ class TranslationDataModule(pl.LightningDataModule):
     domains: tuple[str, ...] = ("A", "B")
 
     def __init__(self, batch_size: int = 1, eval_batch_size: int | None = None, num_workers: int = 0,
-                 pin_memory: bool = False, persistent_workers: bool = False, drop_last: bool = True):
+                 pin_memory: bool = False, persistent_workers: bool = True, drop_last: bool = True):
         super().__init__()
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or max(batch_size, 16)

@@ -189,7 +189,7 @@ class BuiltinDigits(TranslationDataModule):
     def __init__(self, a: str = "digits", b: str = "colored-digits", paired: bool = False, seed: int = 0,
                  flip: bool = False, train_limit: int | None = None, batch_size: int = 16,
                  eval_batch_size: int | None = None, num_workers: int = 0, pin_memory: bool = False,
-                 persistent_workers: bool = False):
+                 persistent_workers: bool = True):
         super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
         for opt, d in (("data.a", a), ("data.b", b)):
             if d not in DOMAINS:

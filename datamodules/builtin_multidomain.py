@@ -74,7 +74,7 @@ class BuiltinMultiDomain(TranslationDataModule):
                  view_color_jitter: float = 0.4, view_hue: float = 0.125, view_invert: float = 0.0,
                  train_limit: int | None = None,
                  batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int = 0,
-                 pin_memory: bool = False, persistent_workers: bool = False):
+                 pin_memory: bool = False, persistent_workers: bool = True):
         super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
         if domain not in DOMAINS or domain in ("accessory", "no-accessory"):
             raise UserError(f"data.domain: {domain!r} is not a built-in digit domain; choose colored-digits, digits "

@@ -130,7 +130,7 @@ class CartoonSet(FileDataModule):
                  load_size: int = 64, crop_size: int = 64, flip: bool = True, channels: int = 3, stride: int = 4,
                  center_crop: int = 178, skip_bad_files: bool = False, batch_size: int = 32,
                  eval_batch_size: int | None = None, num_workers: int = 0, pin_memory: bool = False,
-                 persistent_workers: bool = False):
+                 persistent_workers: bool = True):
         super().__init__(preprocess, load_size, crop_size, flip, channels, stride, center_crop, skip_bad_files,
                          batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
         self.faces, self.cartoons = Path(faces).expanduser(), Path(cartoons).expanduser()

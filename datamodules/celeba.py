@@ -49,6 +49,15 @@ from datamodules.folders import FileDataModule
 from datamodules.io import require_dir
 from lit_i2i.errors import UserError
 
+#: the 40 attribute names of the official list_attr_celeba.txt, in its column order
+ATTRIBUTES = (
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
+    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
+    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
+    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
+    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
+).split()
+assert len(ATTRIBUTES) == 40
 ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
@@ -215,7 +224,7 @@ class CelebAAttributes(FileDataModule):
         preprocess: ``center_crop_resize`` (CenterCrop ``center_crop``, resize ``crop_size``) or ``resize``
             (or any of ``transforms.PREPROCESS``).
         load_size, crop_size, flip, channels, stride, center_crop, skip_bad_files, batch_size, eval_batch_size,
-        num_workers, pin_memory, persistent_workers: as in ``folders.UnpairedFolders``.
+        num_workers, pin_memory, persistent_workers, decode_cache: as in ``folders.UnpairedFolders``.
     """
 
     def __init__(self, root: str = "datasets/celeba", a: str = "Eyeglasses", b: str = "not Eyeglasses",
@@ -223,10 +232,10 @@ class CelebAAttributes(FileDataModule):
                  preprocess: str = "center_crop_resize", load_size: int = 128, crop_size: int = 128, flip: bool = True,
                  channels: int = 3, stride: int = 4, center_crop: int = 178, skip_bad_files: bool = False,
                  batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int = 0,
-                 pin_memory: bool = False, persistent_workers: bool = False, attributes: list[str] | None = None,
-                 split_protocol: str | None = None):
+                 pin_memory: bool = False, persistent_workers: bool = True, attributes: list[str] | None = None,
+                 split_protocol: str | None = None, decode_cache: str = "none"):
         super().__init__(preprocess, load_size, crop_size, flip, channels, stride, center_crop, skip_bad_files,
-                         batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
+                         batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, decode_cache)
         self.root = Path(root).expanduser()
         self.a, self.b, self.image_dir, self.test_size = a, b, image_dir, test_size
         self.attributes = list(attributes) if attributes is not None else None
@@ -297,9 +306,9 @@ class CelebAAttributes(FileDataModule):
     def build(self, split: str) -> UnpairedDataset | DomainDataset:
         train = split == "train"
         if self.attributes is not None:
-            return DomainDataset(self.attribute_source(split), self.transform(train))
-        return UnpairedDataset(self.eval_source("A", split), self.eval_source("B", split),
-                               self.transform(train), random_b=train)
+            return DomainDataset(*self.training_source(self.attribute_source(split), train, "attributes"))
+        (a, ta), (b, tb) = (self.training_source(self.eval_source(d, split), train, d) for d in ("A", "B"))
+        return UnpairedDataset(a, b, ta, tb, random_b=train)
 
     # -- multi-attribute mode -------------------------------------------------------------------
     def _attribute_index(self, name: str, names: list[str]) -> int:

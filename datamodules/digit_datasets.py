@@ -208,7 +208,7 @@ class DigitDatasets(TranslationDataModule):
     def __init__(self, a: str = "mnist", b: str = "svhn", root: str = "datasets/digits", a_root: str | None = None,
                  b_root: str | None = None, download: bool = False, seed: int = 0, flip: bool = False,
                  train_limit: int | None = None, batch_size: int = 64, eval_batch_size: int | None = None,
-                 num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = False):
+                 num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = True):
         super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
         check_domain("data.a", a)
         check_domain("data.b", b)

@@ -98,9 +98,11 @@ class FileDataModule(TranslationDataModule):
     def __init__(self, preprocess: str = "resize_and_crop", load_size: int = 286, crop_size: int = 256,
                  flip: bool = True, channels: int = 3, stride: int = 4, center_crop: int = 178,
                  skip_bad_files: bool = False, batch_size: int = 1, eval_batch_size: int | None = None,
-                 num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = False):
+                 num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = True,
+                 decode_cache: str = "none"):
         super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
         self.preprocess, self.load_size, self.crop_size = preprocess, load_size, crop_size
+        self.decode_cache = decode_cache
         self.flip, self.channels, self.stride, self.center_crop = flip, channels, stride, center_crop
         self.skip_bad_files = skip_bad_files
         self._stage: str | None = None
@@ -116,6 +118,18 @@ class FileDataModule(TranslationDataModule):
 
     def eval_transform(self) -> v2.Compose:
         return self.transform(train=False)
+
+    def training_source(self, source, train: bool, what: str, **augment):
+        """(source, transform) of a split: with ``decode_cache`` (memory or disk) and ``train``, the
+        source decoded once through the deterministic start of the preprocessing and the transform's
+        random rest (``datamodules.decoded``); otherwise ``source`` and the whole transform."""
+        if self.decode_cache == "none" or not train:
+            return source, self.transform(train, **augment)
+        from datamodules.decoded import decode_all
+
+        pre = self.transform(train, part="pre", **augment)
+        return (decode_all(source, pre, self.decode_cache, f"{self.name}-{what}", self.skip_bad_files),
+                self.transform(train, part="post", **augment))
 
     def min_size(self) -> tuple[int, int] | None:
         return min_input_size(self.preprocess, self.load_size, self.crop_size, self.center_crop)
@@ -165,6 +179,10 @@ class FileDataModule(TranslationDataModule):
 
     def check_options(self) -> None:
         """Preprocessing options: a UserError naming the option."""
+        from datamodules.decoded import MODES
+
+        if self.decode_cache not in MODES:
+            raise UserError(f"data.decode_cache must be one of {', '.join(MODES)}, got {self.decode_cache!r}")
         for opt in ("load_size", "crop_size", "stride", "batch_size"):
             if getattr(self, opt) < 1:
                 raise UserError(f"data.{opt} must be a positive integer, got {getattr(self, opt)}")
@@ -201,15 +219,18 @@ class UnpairedFolders(FileDataModule):
         blur: the domains whose images get a 3x3 Gaussian blur before everything else, at training and
             evaluation (UNIT's SYNTHIA: ``[A]``).
         batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers: the loaders.
+        decode_cache: ``memory`` or ``disk``: decode and resize the training files once
+            (``datamodules.decoded``; the same batches, for datasets that fit); ``none``: every item
+            decodes its file.
     """
 
     def __init__(self, root: str = "datasets/horse2zebra", preprocess: str = "resize_and_crop", load_size: int = 286,
                  crop_size: int = 256, flip: bool = True, channels: int = 3, stride: int = 4, center_crop: int = 178,
                  skip_bad_files: bool = False, blur: list[str] | None = None, batch_size: int = 1,
                  eval_batch_size: int | None = None, num_workers: int = 0, pin_memory: bool = False,
-                 persistent_workers: bool = False):
+                 persistent_workers: bool = True, decode_cache: str = "none"):
         super().__init__(preprocess, load_size, crop_size, flip, channels, stride, center_crop, skip_bad_files,
-                         batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
+                         batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, decode_cache)
         self.root = Path(root).expanduser()
         self.name = self.root.name
         self.domains = ("A", "B")
@@ -234,8 +255,9 @@ class UnpairedFolders(FileDataModule):
 
     def build(self, split: str) -> UnpairedDataset:
         train = split == "train"
-        return UnpairedDataset(self.eval_source("A", split), self.eval_source("B", split),
-                               self.domain_transform("A", train), self.domain_transform("B", train), random_b=train)
+        (a, ta), (b, tb) = (self.training_source(self.eval_source(d, split), train, d, blur=d in self.blur)
+                            for d in ("A", "B"))
+        return UnpairedDataset(a, b, ta, tb, random_b=train)
 
 
 class _Combined:
@@ -295,7 +317,7 @@ class AlignedFolders(FileDataModule):
                  preprocess: str = "resize_and_crop", load_size: int = 286, crop_size: int = 256, flip: bool = True,
                  channels: int = 3, stride: int = 4, center_crop: int = 178, skip_bad_files: bool = False,
                  batch_size: int = 1, eval_batch_size: int | None = None, num_workers: int = 0,
-                 pin_memory: bool = False, persistent_workers: bool = False):
+                 pin_memory: bool = False, persistent_workers: bool = True):
         super().__init__(preprocess, load_size, crop_size, flip, channels, stride, center_crop, skip_bad_files,
                          batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
         self.root = Path(root).expanduser()

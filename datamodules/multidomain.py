@@ -60,7 +60,7 @@ class MultiDomainFolders(FileDataModule):
                  view_hue: float = 0.125, preprocess: str = "resize", load_size: int = 128, crop_size: int = 128,
                  flip: bool = True, channels: int = 3, stride: int = 4, center_crop: int = 178,
                  skip_bad_files: bool = False, batch_size: int = 8, eval_batch_size: int | None = None,
-                 num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = False):
+                 num_workers: int = 0, pin_memory: bool = False, persistent_workers: bool = True):
         super().__init__(preprocess, load_size, crop_size, flip, channels, stride, center_crop, skip_bad_files,
                          batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
         self.root = Path(root).expanduser()

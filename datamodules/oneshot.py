@@ -83,7 +83,7 @@ class OneShot(FileDataModule):
                  b_rotation: float = 0.0, preprocess: str = "resize", load_size: int = 32, crop_size: int = 32, flip: bool = False,
                  channels: int = 3, stride: int = 4, center_crop: int = 178, skip_bad_files: bool = False,
                  batch_size: int = 1, eval_batch_size: int | None = None, num_workers: int = 0,
-                 pin_memory: bool = False, persistent_workers: bool = False, a_root: str | None = None):
+                 pin_memory: bool = False, persistent_workers: bool = True, a_root: str | None = None):
         super().__init__(preprocess, load_size, crop_size, flip, channels, stride, center_crop, skip_bad_files,
                          batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
         self.a_images = list(a_images) if a_images else None

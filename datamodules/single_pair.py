@@ -36,7 +36,7 @@ class SinglePair(FileDataModule):
     def __init__(self, a: str = "chelsea", b: str = "coffee", size: int = 220, keep_aspect: bool = False,
                  steps_per_epoch: int = 100, flip: bool = False, channels: int = 3, stride: int = 1,
                  batch_size: int = 1, eval_batch_size: int | None = None, num_workers: int = 0,
-                 pin_memory: bool = False, persistent_workers: bool = False):
+                 pin_memory: bool = False, persistent_workers: bool = True):
         super().__init__("none", size, size, flip, channels, stride, size, False, batch_size, eval_batch_size,
                          num_workers, pin_memory, persistent_workers)
         self.a, self.b, self.size, self.keep_aspect = a, b, size, keep_aspect

@@ -111,7 +111,7 @@ def build_transform(preprocess: str = "resize_and_crop", load_size: int = 286, c
                     flip: bool = True, train: bool = True, channels: int = 3, stride: int = 4,
                     center_crop: int = 178, rotation: float = 0.0, color_jitter: float = 0.0,
                     scale: tuple[float, float] | None = None, translate: float = 0.0, shear: float = 0.0,
-                    hue: float = 0.0, blur: bool = False, invert: float = 0.0) -> v2.Compose:
+                    hue: float = 0.0, blur: bool = False, invert: float = 0.0, part: str = "all") -> v2.Compose:
     """The transform for one split. Random ops (crop, flip, rotation, jitter) only when ``train``.
 
     ``rotation`` (degrees), ``translate`` (fraction of the size), ``shear`` (degrees), ``color_jitter``
@@ -119,28 +119,40 @@ def build_transform(preprocess: str = "resize_and_crop", load_size: int = 286, c
     are the extra augmentations of the one-shot data and of TUNIT's second view; ``invert``: the
     probability of inverting the colours (255 - x) after the jitter. ``blur``: a 3x3 Gaussian blur first
     (:class:`Blur3x3`).
+
+    ``part``: ``all``, or the two halves the decoded-image cache splits it into (``datamodules.decoded``):
+    ``pre``, the deterministic uint8 ops before the first random one (blur, the resize to the load size,
+    a center crop), applied once per file; ``post``, the rest, applied to every item.
     """
+    if part not in ("all", "pre", "post"):
+        raise ValueError(f"part must be all, pre or post, got {part!r}")
     if preprocess not in PREPROCESS:
         raise UserError(f"data.preprocess: unknown value {preprocess!r}; choose one of {', '.join(PREPROCESS)}")
     if channels not in (1, 3):
         raise UserError(f"data.channels must be 1 or 3, got {channels}")
-    ops: list = [Blur3x3()] if blur else []  # before any resizing, at train and test (UNIT's SYNTHIA)
-    crop = v2.RandomCrop(crop_size) if train else v2.CenterCrop(crop_size)
+    pre: list = [Blur3x3()] if blur else []  # before any resizing, at train and test (UNIT's SYNTHIA)
+    crop = [v2.RandomCrop(crop_size) if train else v2.CenterCrop(crop_size)]
     load = load_size if train else crop_size  # the reference tests with load_size = crop_size
     if preprocess == "resize_and_crop":
-        ops += [v2.Resize((load, load), interpolation=BICUBIC, antialias=True), crop]
+        pre, ops = pre + [v2.Resize((load, load), interpolation=BICUBIC, antialias=True)], crop
     elif preprocess == "scale_width":
-        ops += [_ScaleWidth(load_size, min_height=crop_size)]
+        pre, ops = pre + [_ScaleWidth(load_size, min_height=crop_size)], []
     elif preprocess == "scale_width_and_crop":
-        ops += [_ScaleWidth(load, min_height=crop_size), crop]
+        pre, ops = pre + [_ScaleWidth(load, min_height=crop_size)], crop
     elif preprocess == "crop":
-        ops += [crop]
+        ops = crop
     elif preprocess == "resize":
-        ops += [v2.Resize((crop_size, crop_size), interpolation=BICUBIC, antialias=True)]
+        pre, ops = pre + [v2.Resize((crop_size, crop_size), interpolation=BICUBIC, antialias=True)], []
     elif preprocess == "center_crop_resize":
-        ops += [v2.CenterCrop(center_crop), v2.Resize((crop_size, crop_size), interpolation=BICUBIC, antialias=True)]
+        pre = pre + [v2.CenterCrop(center_crop), v2.Resize((crop_size, crop_size), interpolation=BICUBIC, antialias=True)]
+        ops = []
     elif preprocess == "center_crop_resize_and_crop":
-        ops += [v2.CenterCrop(center_crop), v2.Resize((load, load), interpolation=BICUBIC, antialias=True), crop]
+        pre, ops = pre + [v2.CenterCrop(center_crop), v2.Resize((load, load), interpolation=BICUBIC, antialias=True)], crop
+    else:  # none
+        ops = []
+    if part == "pre":
+        return v2.Compose(pre)
+    ops = list(ops) if part == "post" else pre + list(ops)
     ops.append(_MultipleOf(stride))
     if train:
         if scale is not None:  # random zoom, back to the crop size

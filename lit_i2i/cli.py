@@ -28,7 +28,7 @@ import importlib
 import inspect
 import re
 import sys
-from argparse import ArgumentError
+from argparse import ArgumentError, ArgumentParser
 from pathlib import Path
 
 from lit_i2i.errors import UserError, one_line
@@ -40,10 +40,27 @@ EXTRA_COMMANDS = {
     "translate": "translate images with a trained checkpoint",
     "evaluate": "evaluate a checkpoint (FID, KID, accuracy, ...) and write metrics.json",
     "train-classifier": "train the digit classifiers used by the metrics (or a CelebA attribute classifier: --celeba)",
-    "bench": "benchmarks (bench eval, bench train)",
+    "bench": "benchmarks (bench train, bench data, bench eval)",
     "reproduce": "reproduce a paper table from its table file (experiments/tables/*.yaml)",
     "data": "look at data: `data preview --domain NAME` writes a grid of a domain's samples",
 }
+
+
+class CommandParser(ArgumentParser):
+    """argparse for the extra subcommands, as strict as the Lightning ones: exact option names (no
+    prefix abbreviations), and a bad option is one UserError line with a "did you mean"."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def error(self, message: str):
+        raise UserError(argument_error_line(message, self, self.prog.removeprefix("lit-i2i ")))
+
+
+def instantiate(spec: dict):
+    """``class_path`` / ``init_args`` (a config section) -> the object."""
+    cls = import_class(spec["class_path"])
+    return cls(**(spec.get("init_args") or {}))
 
 
 def import_class(path: str):
@@ -61,6 +78,7 @@ def _build_cli_class():
 
     from datamodules.base import TranslationDataModule
     from lit_i2i.core.callbacks import ImageGrid, RunSummary, SaveOnSignal
+    from lit_i2i.core.fast import FastPaths
     from lit_i2i.core.loggers import WandbLogger
     from lit_i2i.core.module import TranslationModule
 
@@ -132,6 +150,7 @@ def _build_cli_class():
             parser.add_lightning_class_args(ImageGrid, "grids")
             parser.add_lightning_class_args(RunSummary, "summary")
             parser.add_lightning_class_args(SaveOnSignal, "on_signal")
+            parser.add_lightning_class_args(FastPaths, "fast")
             try:
                 from lit_i2i.metrics import TranslationMetrics
             except ImportError:  # the metrics package is optional for the CLI's own tests
@@ -273,7 +292,7 @@ def _class_problem(key: str, detail: str, class_path: str) -> str:
     return f"--{key}: {detail} ({class_path})"
 
 
-def _quiet_console() -> None:
+def quiet_console() -> None:
     """Silences what every run printed that a user cannot act on: Lightning's litlogger tip and
     LeafSpec FutureWarning (a torch/Lightning version mismatch inside Lightning)."""
     import logging
@@ -295,7 +314,7 @@ def run_lightning_cli(argv: list[str] | None):
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     LitI2ICLI, SaveCB, TranslationModule, TranslationDataModule, _ = _build_cli_class()
-    _quiet_console()
+    quiet_console()
     # errors are raised (and printed as one line by main), not a usage dump; no prefix abbreviations
     strict = {"exit_on_error": False, "allow_abbrev": False}
     parser_kwargs = {"description": "lit-i2i: image-to-image translation on PyTorch Lightning", **strict,
@@ -343,6 +362,10 @@ def _main(argv: list[str] | None) -> int:
         if not argv or argv[0] in ("-h", "--help"):
             _print_help()
             return 0
+        if argv[0] == "bench":
+            from lit_i2i.bench import main as bench_main
+
+            return int(bench_main(argv[1:]) or 0)
         if argv[0] in EXTRA_COMMANDS:
             from lit_i2i import commands
 

@@ -1,4 +1,5 @@
-"""The extra subcommands of ``lit-i2i``: translate, evaluate, train-classifier, bench.
+"""The extra subcommands of ``lit-i2i``: translate, evaluate, train-classifier, reproduce, data
+(``bench`` lives in ``lit_i2i.bench``).
 
 Each takes its own arguments (argparse) and returns an exit status; ``lit_i2i.cli.main`` dispatches
 to them by name and prints any ``UserError`` as one line. Checkpoints written by ``lit-i2i fit``
@@ -8,32 +9,12 @@ rebuild the model and, for ``evaluate``, its data.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 
+from lit_i2i.cli import CommandParser, instantiate
 from lit_i2i.errors import UserError
-
-
-class CommandParser(argparse.ArgumentParser):
-    """argparse for the extra subcommands, as strict as the Lightning ones: exact option names (no
-    prefix abbreviations), and a bad option is one UserError line with a "did you mean"."""
-
-    def __init__(self, **kwargs):
-        super().__init__(allow_abbrev=False, **kwargs)
-
-    def error(self, message: str):
-        from lit_i2i.cli import argument_error_line
-
-        raise UserError(argument_error_line(message, self, self.prog.removeprefix("lit-i2i ")))
-
-
-def _instantiate(spec: dict):
-    from lit_i2i.cli import import_class
-
-    cls = import_class(spec["class_path"])
-    return cls(**(spec.get("init_args") or {}))
 
 
 def load_run(ckpt: str | Path, config: str | Path | None = None, map_location: str = "cpu"):
@@ -113,7 +94,7 @@ def translate(argv: list[str]) -> int:
     direction = a.direction or model.directions[0]
     if direction not in model.directions:
         raise UserError(f"--direction: {type(model).__name__} translates {', '.join(model.directions)}, not {direction}")
-    dm = _instantiate(data_spec) if data_spec else None
+    dm = instantiate(data_spec) if data_spec else None
     t = dm.eval_transform() if dm is not None else None
     channels = getattr(dm, "channels", 3) if dm is not None else 3
     model.to(a.device)
@@ -163,7 +144,7 @@ def evaluate(argv: list[str]) -> int:
     model, data_spec = load_run(a.ckpt, a.config)
     if not data_spec:
         raise UserError("--config: the checkpoint has no data section; pass --config with one")
-    dm = _instantiate(data_spec)
+    dm = instantiate(data_spec)
     dm.setup("test")
     out = a.out or str(Path(a.ckpt).with_name("metrics_eval.json"))
     logger = None
@@ -183,19 +164,6 @@ def train_classifier(argv: list[str]) -> int:
     from lit_i2i.metrics.commands import train_classifier_main
 
     return train_classifier_main(argv)
-
-
-def bench(argv: list[str]) -> int:
-    ap = CommandParser(prog="lit-i2i bench", description="Benchmarks (printed tables, not tests).")
-    ap.add_argument("what", choices=["eval", "train"])
-    a, rest = ap.parse_known_args(argv)
-    if a.what == "eval":
-        from lit_i2i.metrics.commands import bench_eval_main
-
-        return bench_eval_main(rest)
-    from lit_i2i.bench import bench_train_main
-
-    return bench_train_main(rest)
 
 
 def reproduce(argv: list[str]) -> int:

@@ -41,7 +41,7 @@ def preview_grid(source, n: int = 64, by_label: bool = True) -> tuple[torch.Tens
 
 
 def preview_main(argv: list[str]) -> int:
-    from lit_i2i.commands import CommandParser
+    from lit_i2i.cli import CommandParser
     from datamodules.builtin import DOMAINS, domain_source
     from lit_i2i.core.visuals import save_grid
 

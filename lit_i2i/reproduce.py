@@ -255,12 +255,13 @@ def run_one(run: Run) -> dict:
 
 
 def evaluate_run(run: Run) -> dict:
-    from lit_i2i.commands import _instantiate, load_run
+    from lit_i2i.cli import instantiate
+    from lit_i2i.commands import load_run
     from lit_i2i.metrics import evaluate_model
 
     ckpt = run.folder / "checkpoints" / "last.ckpt"
     model, data_spec = load_run(ckpt)
-    dm = _instantiate(data_spec)
+    dm = instantiate(data_spec)
     dm.setup("test")
     opts = dict(run.evaluate)
     metrics = opts.pop("metrics", None)
@@ -386,7 +387,7 @@ def log_table(t: dict, spec: dict, out: Path) -> None:
 
 # ------------------------------------------------------------------------------------------ command
 def reproduce_main(argv: list[str]) -> int:
-    from lit_i2i.commands import CommandParser
+    from lit_i2i.cli import CommandParser
 
     ap = CommandParser(prog="lit-i2i reproduce", description="Reproduce a paper table from its table file.")
     ap.add_argument("table", help="a table file, e.g. experiments/tables/ost_table1.yaml")

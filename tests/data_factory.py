@@ -13,14 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
-    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
-    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
-    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
-    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
-).split()
-assert len(CELEBA_ATTRIBUTES) == 40
+from datamodules.celeba import ATTRIBUTES as CELEBA_ATTRIBUTES  # the official 40, in file order
 
 
 def noise(h: int, w: int, seed: int, channels: int = 3) -> np.ndarray:

@@ -538,14 +538,6 @@ def test_evaluate_model_prints_a_table_writes_json_and_logs_a_wandb_table(tmp_pa
     assert isinstance(logger.logged[0]["test/metrics_table"], wandb.Table)
 
 
-def test_bench_eval_command_prints_the_cold_warm_ratio(tmp_path, capsys):
-    from lit_i2i.metrics.commands import bench_eval_main
-
-    assert bench_eval_main(["--n", "40", "--cache_dir", str(tmp_path), "--metrics", "fid_digits,kid_digits"]) == 0
-    out = capsys.readouterr().out
-    assert "ratio cold / warm" in out and "same results cold and warm: True" in out
-
-
 # ------------------------------------------------------------------------------------- DDP
 def test_shards_tile_the_evaluation_set_without_duplicates():
     for n in (2, 7, 101):

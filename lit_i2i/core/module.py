@@ -134,9 +134,22 @@ class TranslationModule(pl.LightningModule):
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def configure_optimizers(self):
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """:meth:`build_optimizers`, with the fused kernels where ``--fast.fused_optimizers`` asks
+        for them (``lit_i2i.core.fast``); sets ``opt_names``. Every ``configure_optimizers`` uses it."""
         opts = self.build_optimizers()
+        if getattr(self, "_fused_optimizers", False):
+            from lit_i2i.core.fast import fused
+
+            opts = {name: fused(o) for name, o in opts.items()}
+            plain = sorted({type(o).__name__ for o in opts.values() if not o.defaults.get("fused")})
+            if plain:
+                warnings.warn(f"fast.fused_optimizers: {', '.join(plain)} has no fused kernel; kept as it is")
         self.opt_names = list(opts)
+        return opts
+
+    def configure_optimizers(self):
+        opts = self.make_optimizers()
         scheds = [build_scheduler(o, self.lr_policy, self.n_epochs, self.n_epochs_decay, self.lr_step_size,
                                   self.lr_gamma) for o in opts.values()]
         return list(opts.values()), scheds

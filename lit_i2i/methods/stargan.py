@@ -434,8 +434,7 @@ class StarGAN(AttributeEditor):
 
     def configure_optimizers(self):
         h = self.hparams
-        opts = self.build_optimizers()
-        self.opt_names = list(opts)
+        opts = self.make_optimizers()
         rule = StarGANDecay(h.num_iters, h.num_iters_decay, h.lr_update_step, h.lr_decay)
         return list(opts.values()), [torch.optim.lr_scheduler.LambdaLR(o, rule) for o in opts.values()]
 

@@ -256,8 +256,7 @@ class StructuralAnalogy(TranslationModule):
         return opts
 
     def configure_optimizers(self):
-        opts = self.build_optimizers()
-        self.opt_names = list(opts)
+        opts = self.make_optimizers()
         return list(opts.values())  # no LR schedule (official)
 
     def start_scale(self, n: int) -> None:

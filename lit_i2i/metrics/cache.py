@@ -54,14 +54,15 @@ class FeatureCache:
         slug = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", slug)[:120]
         return self.root / f"{slug}-{stable_hash({**fields, 'cache_version': CACHE_VERSION})}.pt"
 
-    def get(self, fields: dict) -> dict[str, torch.Tensor] | None:
+    def get(self, fields: dict, mmap: bool = False) -> dict[str, torch.Tensor] | None:
+        """The entry of ``fields`` (None if absent or unreadable); ``mmap``: memory-mapped, not read."""
         if not self.enabled:
             return None
         p = self.path(fields)
         if not p.is_file():
             return None
         try:
-            return torch.load(p, map_location="cpu", weights_only=True)["data"]
+            return torch.load(p, map_location="cpu", weights_only=True, mmap=mmap)["data"]
         except Exception:  # noqa: BLE001 - a corrupt entry is recomputed, never fatal
             return None
 
