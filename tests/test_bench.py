@@ -107,9 +107,11 @@ def test_bench_data_generates_a_cyclegan_folder_and_times_each_setting(tmp_path,
 def test_bench_eval_prints_the_cold_warm_ratio(tmp_path, capsys):
     from lit_i2i.bench.eval import bench_eval_main
 
-    assert bench_eval_main(["--n", "40", "--cache_dir", str(tmp_path), "--metrics", "fid_digits,kid_digits"]) == 0
+    assert bench_eval_main(["--n", "40", "--cache_dir", str(tmp_path), "--metrics", "fid_digits,kid_digits",
+                            "--inception_n", "2", "--batch_size", "20"]) == 0
     out = capsys.readouterr().out
     assert "ratio cold / warm" in out and "same results cold and warm: True" in out
+    assert "Inception-v3 features" in out
 
 
 @pytest.mark.parametrize("mode", ["memory", "disk"])

@@ -97,6 +97,7 @@ class BareLoop:
         self.trainer = SimpleNamespace(
             should_stop=False, datamodule=dm, train_dataloader=self.loader, is_global_zero=True, global_rank=0,
             world_size=1, log_every_n_steps=50, global_step=0, current_epoch=0, optimizers=opts,
+            num_training_batches=len(self.loader),
             lr_scheduler_configs=[SimpleNamespace(scheduler=s) for s in scheds], strategy=_Strategy(self.device, opts),
             gradient_clip_val=None, sanity_checking=False, training=True)
         m._trainer = self.trainer  # the stand-in; LightningModule.trainer returns it
@@ -107,6 +108,7 @@ class BareLoop:
         m.on_fit_start()
         m.on_train_start()
         self._epoch = iter(self.loader)
+        self._in_epoch = 0
         self._started = True
 
     def run(self, n: int) -> int:
@@ -121,16 +123,18 @@ class BareLoop:
                 m.on_train_epoch_end()
                 self.trainer.current_epoch += 1
                 self._epoch = iter(self.loader)
+                self._in_epoch = 0
                 continue
             batch = move(batch, self.device)
             if self.channels_last:
                 to_channels_last(batch)
-            if m.on_train_batch_start(batch, self.batches) == -1:
+            if m.on_train_batch_start(batch, self._in_epoch) == -1:
                 break
             with self.autocast:
-                m.training_step(batch, self.batches)
+                m.training_step(batch, self._in_epoch)  # batch_idx: the index within the epoch, as Lightning's
             m.end_of_batch()
             self.batches += 1
+            self._in_epoch += 1
             done += 1
         return done
 

@@ -32,12 +32,15 @@ def bench_eval_main(argv: list[str]) -> int:
     from lit_i2i.metrics.evaluate import Evaluator
 
     ap = CommandParser(prog="lit-i2i bench eval",
-                                 description="Time one evaluation without and with cached real features.")
+                       description="Time one evaluation without and with cached real features.")
     ap.add_argument("--n", type=int, default=1000, help="real and translated images (at most 1437)")
     ap.add_argument("--metrics", default="fid_digits,kid_digits,acc")
     ap.add_argument("--batch_size", type=int, default=100)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--cache_dir", default=None, help="default: a fresh temporary folder")
+    ap.add_argument("--inception_n", type=int, default=0,
+                    help="also time Inception-v3 features of this many images (random weights: speed only, no "
+                         "download; the FID/KID network of lit_i2i.metrics)")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
     # paired built-in data: both domains draw from all 1,437 training digits
@@ -82,5 +85,37 @@ def bench_eval_main(argv: list[str]) -> int:
     print(f"{'warm (real features cached)':<34} {t_warm:>8.2f} {a.n / t_warm:>9.0f}")
     print(f"{'ratio cold / warm':<34} {t_cold / t_warm:>8.2f}")
     print(f"{'feature extraction alone':<34} {t_ext:>8.2f} {a.n / t_ext:>9.0f}")
+    if a.inception_n:
+        from lit_i2i.metrics.extractors import to_rgb, to_uint8
+
+        inc = random_inception().to(device)
+        xi = x[: a.inception_n]
+
+        def inception():
+            with torch.no_grad():
+                for i in range(0, len(xi), a.batch_size):
+                    inc(to_uint8(to_rgb(xi[i:i + a.batch_size])))
+
+        xi_warm = xi[:2]
+        with torch.no_grad():
+            inc(to_uint8(to_rgb(xi_warm)))
+        _, t_inc = timed(inception)
+        print(f"{'Inception-v3 features (299 px)':<34} {t_inc:>8.2f} {len(xi) / t_inc:>9.1f}")
     print(f"same results cold and warm: {same}")
     return 0
+
+
+def random_inception():
+    """torch-fidelity's InceptionV3 (the FID/KID network) with its random initial weights: the same
+    compute as the real one, for timing only, without the weights download."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    class RandomInception(FeatureExtractorInceptionV3):
+        def load_state_dict(self, state_dict, strict=True, assign=False):  # keep the random init
+            return None
+
+    with tempfile.TemporaryDirectory() as tmp:
+        empty = f"{tmp}/empty.pth"
+        torch.save({}, empty)
+        net = RandomInception("inception-v3-compat", ["2048"], feature_extractor_weights_path=empty)
+    return net.eval()

@@ -3,7 +3,7 @@
 For each config it builds the model and data as ``lit-i2i fit`` would (the YAML's ``model`` and
 ``data`` sections), trains ``--steps`` batches after ``--warmup`` untimed ones and prints images/s,
 the peak memory of the timed steps (CUDA: allocated; CPU: the process's resident set), the FLOPs of
-one training step (``torch.utils.flop_counter``, forward and backward of every network) and, given
+one training step (``torch.utils.flop_counter``'s formulas, forward and backward of every network) and, given
 ``--peak_tflops`` (the device's peak for the precision used), the model FLOP utilisation. ::
 
     lit-i2i bench train --configs experiments/quickstart.yaml experiments/pix2pix/digits.yaml
@@ -46,6 +46,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import yaml
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from lit_i2i.errors import UserError
 
@@ -237,19 +238,36 @@ class Run:
         return (n / dt if n else float("nan")), memory.peak_mib
 
     def flops(self) -> float:
-        """FLOPs of one training step (forward + backward of every network), counted on the eager
-        model after one untimed step."""
-        from torch.utils.flop_counter import FlopCounterMode
-
+        """FLOPs of one training step (forward and backward of every network, gradient penalties'
+        double backward included), counted on the eager model after one untimed step."""
         from lit_i2i.bench.bare import BareLoop
 
         model, dm, _ = self.fresh()
         loop = BareLoop(model, dm, self.a.device, "32-true")
         loop.run(1)
-        counter = FlopCounterMode(display=False)
-        with counter:
+        with FlopCount() as counter:
             loop.run(1)
-        return float(counter.get_total_flops())
+        return float(counter.total)
+
+
+class FlopCount(TorchDispatchMode):
+    """Counts the FLOPs of every op with a formula in ``torch.utils.flop_counter`` (convolutions,
+    matrix products, attention), as ``FlopCounterMode`` does, but without its module tracking, which
+    refuses ``autograd.grad`` (R1 and WGAN-GP penalties)."""
+
+    def __init__(self):
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        from torch.utils.flop_counter import flop_registry
+
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
 
 
 def bench_train_main(argv: list[str]) -> int:
