@@ -345,8 +345,10 @@ def build_table(spec: dict, runs: list[Run], proxy: bool) -> dict:
 
 
 def table_markdown(t: dict) -> str:
-    def num(v):
-        return "" if v is None else (f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}")
+    def num(v):  # three decimals, or three significant digits below 0.1 (random-VGG losses are ~1e-3)
+        if v is None:
+            return ""
+        return f"{v:.1f}" if abs(v) >= 100 else f"{v:.3f}" if abs(v) >= 0.1 or v == 0 else f"{v:.3g}"
 
     head = ["row"] + [f"{c.get('label') or c['key']} ({'↑' if c.get('better') == 'higher' else '↓'}) ours | paper"
                       for c in t["columns"]]

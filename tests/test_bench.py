@@ -66,7 +66,8 @@ def test_bench_train_compare_bare_and_every_variant_run(tmp_path, cli_env, capsy
     cfg = _config(tmp_path)
     out = tmp_path / "rows.json"
     assert main(["bench", "train", "--configs", str(cfg), "--steps", "2", "--warmup", "1", "--compare", "bare",
-                 "--repeats", "2", "--variants", "fp32,bf16+cl+fused,fp32+compile", "--compile_backend", "eager",
+                 "--repeats", "2", "--min_seconds", "0.01", "--variants", "fp32,bf16+cl+fused,fp32+compile",
+                 "--compile_backend", "eager",
                  "--peak_tflops", "1", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
     assert [r["variant"] for r in rows] == ["fp32", "bf16+cl+fused", "fp32+compile"]

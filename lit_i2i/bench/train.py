@@ -2,7 +2,8 @@
 
 For each config it builds the model and data as ``lit-i2i fit`` would (the YAML's ``model`` and
 ``data`` sections), trains ``--steps`` batches after ``--warmup`` untimed ones and prints images/s,
-the peak memory of the timed steps (CUDA: allocated; CPU: the process's resident set), the FLOPs of
+the peak memory of the timed steps (CUDA: allocated; CPU: what the process's resident set grew by
+from before the model and data were built), the FLOPs of
 one training step (``torch.utils.flop_counter``'s formulas, forward and backward of every network) and, given
 ``--peak_tflops`` (the device's peak for the precision used), the model FLOP utilisation. ::
 
@@ -36,6 +37,7 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import os
 import statistics
 import tempfile
@@ -97,12 +99,14 @@ def _sync(device: torch.device) -> None:
 
 
 class _PeakMemory:
-    """Peak memory between start() and stop(): CUDA's allocated peak, or the process's resident set
-    (sampled every 2 ms from /proc; NaN where there is no /proc)."""
+    """Peak memory between start() and stop(): CUDA's allocated peak; on a CPU the peak of the
+    process's resident set (sampled every 2 ms from /proc; NaN where there is none) less its size
+    before the model and data were built (``baseline``): what building and training the config added."""
 
     def __init__(self):
         self.peak_mib = float("nan")
         self._thread = None
+        self.baseline = self._read_rss() if os.path.exists("/proc/self/statm") else 0
 
     def start(self, device: torch.device) -> None:
         self.device = torch.device(device)
@@ -131,7 +135,7 @@ class _PeakMemory:
         elif self._thread is not None:
             self._stop.set()
             self._thread.join()
-            self.peak_mib = max(self._rss + [self._read_rss()]) / 2**20
+            self.peak_mib = (max(self._rss + [self._read_rss()]) - self.baseline) / 2**20
 
 
 class _Repeat(pl.LightningDataModule):
@@ -179,6 +183,7 @@ class Run:
         self.path, self.bs, self.variant, self.a = cfg_path, bs, variant, a
         self.cfg = cfg if cfg is not None else yaml.safe_load(cfg_path.read_text())
         self.size = a.synthetic
+        self.steps = a.steps
 
     def fresh(self):
         from lit_i2i.cli import instantiate
@@ -200,10 +205,10 @@ class Run:
     def trainer_rate(self) -> tuple[float, float]:
         from lit_i2i.core.fast import FastPaths
 
+        memory = _PeakMemory()
         model, dm, _ = self.fresh()
         v, a = self.variant, self.a
-        memory = _PeakMemory()
-        timer = _Timer(a.warmup, a.steps, memory)
+        timer = _Timer(a.warmup, self.steps, memory)
         fast = FastPaths(v["channels_last"], v["compile"], a.compile_backend, None, v["fused"])
         quiet = contextlib.ExitStack()
         quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))  # the progress bar's output: discarded
@@ -223,19 +228,29 @@ class Run:
     def bare_rate(self) -> tuple[float, float]:
         from lit_i2i.bench.bare import BareLoop
 
+        memory = _PeakMemory()
         model, dm, fast = self.fresh()
         fast(model)
         loop = BareLoop(model, dm, self.a.device, self.variant["precision"], self.variant["channels_last"])
         loop.run(self.a.warmup)
-        memory = _PeakMemory()
         _sync(loop.device)
         memory.start(loop.device)
         t0 = time.perf_counter()
-        n = loop.run(self.a.steps)
+        n = loop.run(self.steps)
         _sync(loop.device)
         dt = time.perf_counter() - t0
         memory.stop()
         return (n / dt if n else float("nan")), memory.peak_mib
+
+    def step_seconds(self) -> float:
+        """Seconds per batch of the bare loop after the warm-up (3 batches timed): the calibration of
+        ``--min_seconds``."""
+        from lit_i2i.bench.bare import BareLoop
+
+        model, dm, fast = self.fresh()
+        fast(model)
+        loop = BareLoop(model, dm, self.a.device, self.variant["precision"], self.variant["channels_last"])
+        return 1.0 / loop.timed(self.a.warmup, 3)
 
     def flops(self) -> float:
         """FLOPs of one training step (forward and backward of every network, gradient penalties'
@@ -278,6 +293,9 @@ def bench_train_main(argv: list[str]) -> int:
     ap.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS)
     ap.add_argument("--steps", type=int, default=30, help="timed batches")
     ap.add_argument("--warmup", type=int, default=5, help="untimed batches first")
+    ap.add_argument("--min_seconds", type=float, default=0.0,
+                    help="time at least this long: --steps is raised for the config (the same count for every "
+                         "measurement of it) from a calibration of the bare loop's step time")
     ap.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
     ap.add_argument("--variants", default=None, help=f"comma list (default fp32; on a GPU {GPU_VARIANTS})")
     ap.add_argument("--batch_sizes", default=None, help="comma list (default: each config's batch size)")
@@ -315,6 +333,8 @@ def bench_train_main(argv: list[str]) -> int:
             flops = None
             for v in variants:
                 run = Run(cfg_path, bs, v, a)
+                if a.min_seconds > 0:
+                    run.steps = max(a.steps, math.ceil(a.min_seconds / run.step_seconds()))
                 if flops is None and not a.no_flops:
                     try:
                         flops = run.flops()
@@ -332,6 +352,7 @@ def bench_train_main(argv: list[str]) -> int:
                             mems.append(mem)
                 tr = statistics.median(trainer_rates)
                 row = {"config": cfg_path.as_posix(), "method": _method(run.cfg), "variant": v["name"], "batch": bs,
+                       "steps": run.steps,
                        "size": run.size, "trainer_img_s": tr * bs, "trainer_img_s_all": [r * bs for r in trainer_rates],
                        "peak_mib": max(mems), "gflop_step": (flops or float("nan")) / 1e9,
                        "device": str(run.device), "threads": torch.get_num_threads()}
@@ -389,7 +410,8 @@ def _table(rows: list[dict], a) -> str:
             s += f" {100 * r.get('mfu', float('nan')):>5.1f}%"
         lines.append(s)
     dev = rows[0]["device"] if rows else "-"
-    lines.append(f"device {dev}, {torch.get_num_threads()} torch threads, {a.steps} timed batches after {a.warmup}"
+    steps = f"{a.steps} timed batches" + (f" (or more, to {a.min_seconds:g} s)" if a.min_seconds else "")
+    lines.append(f"device {dev}, {torch.get_num_threads()} torch threads, {steps} after {a.warmup}"
                  + (f", median of {a.repeats} interleaved bare/Trainer pairs" if a.compare else "")
                  + ("; Trainer without logger/progress bar (--lean)" if a.lean else
                     "; Trainer with a CSV logger and the progress bar, as fit"))

@@ -151,4 +151,5 @@ class DiscoGAN(CycleGAN):
             self.step("D", loss_D)
             logs.update(D=loss_D, D_A=loss_D_A, D_B=loss_D_B)
         self.log_losses(logs)
-        self.log("train/rate", rate, on_step=True, on_epoch=False)
+        if self.logging_step():
+            self.log("train/rate", rate, on_step=True, on_epoch=False)

@@ -432,7 +432,8 @@ class DistanceDiscoGAN(DistancePreservation, DiscoGAN):
             self.step("D", loss_D)
             logs["D"] = loss_D
         self.log_losses(logs)
-        self.log("train/rate", rate, on_step=True, on_epoch=False)
+        if self.logging_step():
+            self.log("train/rate", rate, on_step=True, on_epoch=False)
 
 
 __all__ = ["DistanceGAN", "DistanceDiscoGAN", "distance_statistics", "pair_distances", "self_distance"]

@@ -220,7 +220,8 @@ class FaderNetworks(ContentTransferModule):
         self.step("G", loss_G, clip=h.clip_grad)
         self.train()  # leave every net in training mode, whatever the steps set
         self.log_losses({"G": loss_G, **terms, **logs})
-        self.log("train/lambda_lat_dis", self.lambda_lat(), on_step=True, on_epoch=False)
+        if self.logging_step():
+            self.log("train/lambda_lat_dis", self.lambda_lat(), on_step=True, on_epoch=False)
 
     # ------------------------------------------------------------------ the fader
     def fader(self, x: torch.Tensor, alpha: float | torch.Tensor) -> torch.Tensor:

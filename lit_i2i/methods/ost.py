@@ -376,7 +376,8 @@ class OST(SharedLatentTranslation, TranslationModule):
             loss_D = 0.5 * sum(self.d_pair(self.dis_B, b, rec_b, "fake_B"))
             self.step("D", loss_D)
         self.log_losses({"G": loss_G, "D": loss_D, **g})
-        self.log("train/phase", 1.0, on_step=True, on_epoch=False)
+        if self.logging_step():
+            self.log("train/phase", 1.0, on_step=True, on_epoch=False)
 
     def phase2_step(self, x: torch.Tensor, b: torch.Tensor) -> None:
         h = self.hparams
@@ -407,7 +408,8 @@ class OST(SharedLatentTranslation, TranslationModule):
             self.step("D", loss_D)
         loss_x = sum(v for k, v in g.items() if k not in ("recon_B", "kl_B", "gan_BB"))
         self.log_losses({"G": sum(g.values()), "D": loss_D, "G_x": loss_x, **g})
-        self.log("train/phase", 2.0, on_step=True, on_epoch=False)
+        if self.logging_step():
+            self.log("train/phase", 2.0, on_step=True, on_epoch=False)
 
     # ------------------------------------------------------------------ the one door
     @torch.no_grad()

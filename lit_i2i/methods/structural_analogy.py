@@ -354,8 +354,7 @@ class StructuralAnalogy(TranslationModule):
                 g["cycle_B"] = h.beta * F.mse_loss(self.gen(Gb, n, v["b2a"], v["b2a"]), v["fake_B"])
             loss_G = sum(g.values())
             self.step(f"G{n}", loss_G)
-        every = max(1, getattr(self.trainer, "log_every_n_steps", 1) if self._trainer is not None else 1)
-        if i == 0 or self.iteration % every == 0:  # self.log costs ~10% of a small scale's iteration on a CPU
+        if self.logging_step():  # self.log costs ~10% of a small scale's iteration on a CPU
             self.log("scale", float(n), prog_bar=True, on_step=True, on_epoch=False)
             self.log_losses({"G": loss_G, "D": loss_D, **d, **g})
 
