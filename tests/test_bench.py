@@ -11,10 +11,10 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
+from data_factory import make_folder, make_unpaired
 
 from datamodules.folders import UnpairedFolders
 from lit_i2i.cli import instantiate, main
-from data_factory import make_folder, make_unpaired
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -184,3 +184,16 @@ def test_fit_with_the_fast_options(tmp_path, cli_env):
     assert main(["translate", "--ckpt", str(ckpt), "--input", str(images[0].parent), "--output",
                  str(tmp_path / "out")]) == 0
     assert len(list((tmp_path / "out").glob("*.png"))) == 2
+
+
+def test_loaders_keep_their_workers_and_never_start_more_than_the_cores(tmp_path):
+    from datamodules.base import available_cpus
+
+    root = make_unpaired(tmp_path / "data", 4, 4)
+    dm = UnpairedFolders(str(root), load_size=16, crop_size=16, batch_size=2, num_workers=64)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert loader.num_workers == available_cpus() and loader.persistent_workers
+    plain = UnpairedFolders(str(root), load_size=16, crop_size=16, batch_size=2)
+    plain.setup("fit")
+    assert not plain.train_dataloader().persistent_workers  # no workers, nothing to keep

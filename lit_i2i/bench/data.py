@@ -29,6 +29,7 @@ import yaml
 
 from lit_i2i.errors import UserError
 
+
 def _photos() -> list[np.ndarray]:
     """The built-in colour photographs (``datamodules.builtin.PHOTOS``) as HWC uint8 arrays."""
     from datamodules.builtin import PHOTOS, photo
@@ -120,9 +121,9 @@ def _images(batch) -> int:
 
 
 def bench_data_main(argv: list[str]) -> int:
+    from datamodules.base import available_cpus
     from lit_i2i.bench.train import Run, parse_variant, quiet
     from lit_i2i.cli import CommandParser
-    from datamodules.base import available_cpus
 
     ap = CommandParser(prog="lit-i2i bench data", description=__doc__.split("\n\n")[0],
                        formatter_class=argparse.RawDescriptionHelpFormatter)

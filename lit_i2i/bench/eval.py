@@ -27,8 +27,8 @@ class _Identity(nn.Module):
 
 
 def bench_eval_main(argv: list[str]) -> int:
-    from lit_i2i.cli import CommandParser
     from datamodules.builtin import BuiltinDigits
+    from lit_i2i.cli import CommandParser
     from lit_i2i.metrics.evaluate import Evaluator
 
     ap = CommandParser(prog="lit-i2i bench eval",

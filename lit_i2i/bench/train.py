@@ -25,7 +25,8 @@ median of the repeats, with their range).
 ``--variants``: a comma list of ``fp32``, ``bf16``, ``fp16``, each optionally with ``+cl``
 (channels-last), ``+compile`` (torch.compile of the networks) and ``+fused`` (fused optimizers): the
 options of ``lit_i2i.core.fast``. Default ``fp32``; on a GPU, ``fp32,bf16,bf16+cl,bf16+cl+compile``.
-``--synthetic SIZE``: the config's first batch resized to SIZExSIZE, repeated (random A/B images when
+On a GPU every variant runs with cuDNN's autotuner (``--trainer.benchmark true`` in a fit) and the batch sizes default to 1 and 8 (``--batch_sizes``). ``--synthetic SIZE``: the config's first
+batch resized to SIZExSIZE, repeated (random A/B images when
 the config's data is not on this machine); on a GPU the default is 256, or the model's ``img_size``
 when it has one (the 128-px methods). Steps of methods with phases (TUNIT's guiding-only warm-up,
 OST's two phases) are those of the run's first iterations.
@@ -70,7 +71,7 @@ def parse_variant(v: str) -> dict:
 class _Timer(pl.Callback):
     """Times ``steps`` training batches after ``warmup`` ones; stops the fit after them."""
 
-    def __init__(self, warmup: int, steps: int, memory: "_PeakMemory"):
+    def __init__(self, warmup: int, steps: int, memory: _PeakMemory):
         self.warmup, self.steps, self.memory = warmup, steps, memory
         self.t0 = self.elapsed = None
         self.n = 0
@@ -220,7 +221,8 @@ class Run:
                                  max_steps=-1, limit_val_batches=0, num_sanity_val_steps=0, logger=logger,
                                  log_every_n_steps=every, enable_checkpointing=False,
                                  enable_progress_bar=not a.lean, enable_model_summary=False,
-                                 callbacks=[timer, fast], default_root_dir=tmp)
+                                 callbacks=[timer, fast], default_root_dir=tmp,
+                                 benchmark=True if a.accelerator_type == "cuda" else None)
             trainer.fit(model, dm)
         self.device = model.device
         return timer.rate(), memory.peak_mib
@@ -298,7 +300,7 @@ def bench_train_main(argv: list[str]) -> int:
                          "measurement of it) from a calibration of the bare loop's step time")
     ap.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
     ap.add_argument("--variants", default=None, help=f"comma list (default fp32; on a GPU {GPU_VARIANTS})")
-    ap.add_argument("--batch_sizes", default=None, help="comma list (default: each config's batch size)")
+    ap.add_argument("--batch_sizes", default=None, help="comma list (default: each config's batch size; on a GPU 1,8)")
     ap.add_argument("--synthetic", type=int, default=None, metavar="SIZE",
                     help="the config's first batch resized to SIZExSIZE, repeated (default on a GPU: 256, or the "
                          "model's img_size)")
@@ -317,6 +319,8 @@ def bench_train_main(argv: list[str]) -> int:
     if use_cuda and not torch.cuda.is_available():
         raise UserError("--accelerator gpu: no CUDA device is visible")
     a.accelerator_type = "cuda" if use_cuda else "cpu"
+    if use_cuda:  # fixed-size inputs: cuDNN's autotuner for every variant (fit: --trainer.benchmark true)
+        torch.backends.cudnn.benchmark = True
     a.device = "cuda" if use_cuda else "cpu"
     variants = [parse_variant(v) for v in (a.variants or (GPU_VARIANTS if use_cuda else "fp32")).split(",") if v]
     if a.compare and any(v["precision"] == "16-mixed" for v in variants):
@@ -327,7 +331,7 @@ def bench_train_main(argv: list[str]) -> int:
     rows = []
     for cfg_path in map(Path, a.configs):
         cfg = yaml.safe_load(cfg_path.read_text())
-        sizes = ([int(b) for b in a.batch_sizes.split(",")] if a.batch_sizes else
+        sizes = ([int(b) for b in a.batch_sizes.split(",")] if a.batch_sizes else [1, 8] if use_cuda else
                  [int((cfg["data"].get("init_args") or {}).get("batch_size", 1))])
         for bs in sizes:
             flops = None
@@ -401,7 +405,7 @@ def _table(rows: list[dict], a) -> str:
         head += f" {'MFU':>6}"
     lines = [head]
     for r in rows:
-        s = (f"{r['config']:<44} {r['method']:<14} {r['variant']:<16} {r['batch']:>5} {str(r['size'] or '-'):>5} "
+        s = (f"{r['config']:<44} {r['method']:<14} {r['variant']:<16} {r['batch']:>5} {r['size'] or '-'!s:>5} "
              f"{r['trainer_img_s']:>8.1f}")
         if a.compare:
             s += f" {r['bare_img_s']:>8.1f} {r['ratio']:>6.3f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})"
