@@ -92,17 +92,19 @@ def test_bench_refuses_bad_options_in_one_line(tmp_path, cli_env, capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_bench_data_generates_a_cyclegan_folder_and_times_each_setting(tmp_path, cli_env, capsys):
+def test_bench_data_generates_a_cyclegan_folder_and_times_each_setting(tmp_path, cli_env, capsys, monkeypatch):
+    monkeypatch.setenv("LIT_I2I_CACHE", str(tmp_path / "cache"))
     cfg = dict(TINY_CYCLEGAN, data={"class_path": "datamodules.folders.UnpairedFolders",
                                     "init_args": {"root": "unused", "load_size": 40, "crop_size": 32,
                                                   "batch_size": 2}})
     p = _config(tmp_path, cfg)
     assert main(["bench", "data", "--config", str(p), "--generate", "12", "--workers", "0,1", "--decode_cache",
-                 "none,memory", "--batches", "3", "--warmup", "1", "--train_img_s", "5"]) == 0
+                 "none,memory,disk", "--batches", "3", "--warmup", "1", "--train_img_s", "5"]) == 0
     out = capsys.readouterr().out
-    rows = [line.split() for line in out.splitlines() if line.startswith(("none ", "memory "))]
-    assert [(r[0], r[1]) for r in rows] == [("none", "0"), ("none", "1"), ("memory", "0"), ("memory", "1")]
+    rows = [line.split() for line in out.splitlines() if line.startswith(("none ", "memory ", "disk "))]
+    assert [(r[0], r[1]) for r in rows] == [(c, w) for c in ("none", "memory", "disk") for w in ("0", "1")]
     assert all(float(r[3]) > 0 for r in rows)
+    assert not (tmp_path / "cache" / "decoded").exists()  # the generated files' cache left with them
 
 
 def test_bench_eval_prints_the_cold_warm_ratio(tmp_path, capsys):

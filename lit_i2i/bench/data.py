@@ -153,6 +153,9 @@ def bench_data_main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = dict(cfg["data"])
         if a.generate:
+            import datamodules.decoded as decoded
+
+            decoded.default_root = lambda: Path(tmp) / "decoded"  # the generated files' cache goes with them
             t0 = time.perf_counter()
             data["init_args"] = {**(data.get("init_args") or {}), **generate(cfg, Path(tmp) / "data", a.generate)}
             print(f"bench data: wrote {a.generate} JPEGs in {time.perf_counter() - t0:.1f} s")
