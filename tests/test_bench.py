@@ -75,7 +75,7 @@ def test_bench_train_compare_bare_and_every_variant_run(tmp_path, cli_env, capsy
         assert r["trainer_img_s"] > 0 and r["bare_img_s"] > 0 and r["ratio"] > 0
         assert r["ratio_min"] <= r["ratio"] <= r["ratio_max"]
         assert r["gflop_step"] > 0 and 0 < r["mfu"] < 1  # of a 1-TFLOP/s device
-        assert r["peak_mib"] > 0
+        assert r["peak_mib"] >= 0  # tiny nets may add nothing the resident set shows
     table = capsys.readouterr().out
     assert "Trainer/bare" in table and "MFU" in table
 

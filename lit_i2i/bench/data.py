@@ -18,6 +18,7 @@ files) and CelebA (``CelebAAttributes``: img_align_celeba/ 178x218 files with a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -150,11 +151,13 @@ def bench_data_main(argv: list[str]) -> int:
     workers = ([int(w) for w in a.workers.split(",")] if a.workers else list(range(available_cpus() + 1)))
     caches = [c for c in a.decode_cache.split(",") if c]
     bs = a.batch_size or int((cfg["data"].get("init_args") or {}).get("batch_size", 1))
-    with tempfile.TemporaryDirectory() as tmp:
+    import datamodules.decoded as decoded
+
+    default_root = decoded.default_root
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as restore:
+        restore.callback(setattr, decoded, "default_root", default_root)
         data = dict(cfg["data"])
         if a.generate:
-            import datamodules.decoded as decoded
-
             decoded.default_root = lambda: Path(tmp) / "decoded"  # the generated files' cache goes with them
             t0 = time.perf_counter()
             data["init_args"] = {**(data.get("init_args") or {}), **generate(cfg, Path(tmp) / "data", a.generate)}

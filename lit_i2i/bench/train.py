@@ -2,8 +2,8 @@
 
 For each config it builds the model and data as ``lit-i2i fit`` would (the YAML's ``model`` and
 ``data`` sections), trains ``--steps`` batches after ``--warmup`` untimed ones and prints images/s,
-the peak memory of the timed steps (CUDA: allocated; CPU: what the process's resident set grew by
-from before the model and data were built), the FLOPs of
+the peak memory (CUDA: allocated, over the timed steps; CPU: the peak resident set of one training
+step in a fresh process, less its size before the model and data were built), the FLOPs of
 one training step (``torch.utils.flop_counter``'s formulas, forward and backward of every network) and, given
 ``--peak_tflops`` (the device's peak for the precision used), the model FLOP utilisation. ::
 
@@ -42,7 +42,6 @@ import math
 import os
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -100,43 +99,45 @@ def _sync(device: torch.device) -> None:
 
 
 class _PeakMemory:
-    """Peak memory between start() and stop(): CUDA's allocated peak; on a CPU the peak of the
-    process's resident set (sampled every 2 ms from /proc; NaN where there is none) less its size
-    before the model and data were built (``baseline``): what building and training the config added."""
+    """Peak memory between start() and stop(): CUDA's allocated peak; on a CPU the process's peak
+    resident set over the window (Linux: the VmHWM high-water mark, reset at start() through
+    /proc/self/clear_refs; no sampling thread to compete with the step) less its size before the
+    model and data were built (``baseline``): what building and training the config added. NaN where
+    the kernel offers neither."""
 
     def __init__(self):
         self.peak_mib = float("nan")
-        self._thread = None
-        self.baseline = self._read_rss() if os.path.exists("/proc/self/statm") else 0
+        self.baseline = _proc_status("VmRSS")
 
     def start(self, device: torch.device) -> None:
         self.device = torch.device(device)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
             return
-        if not os.path.exists("/proc/self/statm"):
-            return
-        self._stop = threading.Event()
-        self._rss = [self._read_rss()]
-
-        def sample():
-            while not self._stop.wait(0.002):
-                self._rss.append(self._read_rss())
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-
-    @staticmethod
-    def _read_rss() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset the peak-RSS mark
+            self._reset = True
+        except OSError:
+            self._reset = False
 
     def stop(self) -> None:
         if self.device.type == "cuda":
             self.peak_mib = torch.cuda.max_memory_allocated(self.device) / 2**20
-        elif self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self.peak_mib = (max(self._rss + [self._read_rss()]) - self.baseline) / 2**20
+        elif self._reset and self.baseline == self.baseline:
+            self.peak_mib = max(0.0, _proc_status("VmHWM") - self.baseline) / 2**20
+
+
+def _proc_status(key: str) -> float:
+    """A memory line of /proc/self/status in bytes (NaN without /proc)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float("nan")
 
 
 class _Repeat(pl.LightningDataModule):
@@ -257,14 +258,57 @@ class Run:
     def flops(self) -> float:
         """FLOPs of one training step (forward and backward of every network, gradient penalties'
         double backward included), counted on the eager model after one untimed step."""
+        return self.probe()[0]
+
+    def probe(self) -> tuple[float, float]:
+        """(FLOPs of one training step, the peak resident memory of that step less the process's
+        size before the model was built, MiB) from one eager fp32 step of the bare loop after one
+        untimed step. On a CPU this runs in a fresh process (``python -m lit_i2i.bench.train
+        --probe``), so that the memory is this config's alone: a process that trained other configs
+        keeps their freed memory and shows no growth."""
+        if self.a.accelerator_type == "cuda":
+            return self._probe_here()[0], float("nan")
+        import subprocess
+        import sys
+
+        spec = {"config": str(self.path), "cfg": self.cfg, "batch": self.bs, "size": self.size}
+        out = subprocess.run([sys.executable, "-m", "lit_i2i.bench.train", "--probe", json.dumps(spec)],
+                             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(
+                                 torch.get_num_threads())})
+        line = next((x for x in out.stdout.splitlines() if x.startswith("probe ")), None)
+        if out.returncode or line is None:
+            tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"the probe process failed: {tail}")
+        flops, peak = json.loads(line[len("probe "):])
+        return float(flops), float(peak)
+
+    def _probe_here(self) -> tuple[float, float]:
         from lit_i2i.bench.bare import BareLoop
 
+        baseline = _proc_status("VmRSS")
         model, dm, _ = self.fresh()
         loop = BareLoop(model, dm, self.a.device, "32-true")
         loop.run(1)
+        memory = _PeakMemory()
+        memory.baseline = baseline
+        memory.start(loop.device)
         with FlopCount() as counter:
             loop.run(1)
-        return float(counter.total)
+        memory.stop()
+        return float(counter.total), memory.peak_mib
+
+
+def _probe_main(spec_json: str) -> int:
+    """The child of :meth:`Run.probe`: prints ``probe [flops, peak_mib]``."""
+    from types import SimpleNamespace
+
+    quiet()
+    spec = json.loads(spec_json)
+    a = SimpleNamespace(accelerator="cpu", accelerator_type="cpu", device="cpu", synthetic=spec["size"],
+                        steps=1, warmup=1, compile_backend="inductor", lean=True)
+    run = Run(Path(spec["config"]), int(spec["batch"]), parse_variant("fp32"), a, cfg=spec["cfg"])
+    print("probe " + json.dumps(list(run._probe_here())), flush=True)
+    return 0
 
 
 class FlopCount(TorchDispatchMode):
@@ -334,17 +378,17 @@ def bench_train_main(argv: list[str]) -> int:
         sizes = ([int(b) for b in a.batch_sizes.split(",")] if a.batch_sizes else [1, 8] if use_cuda else
                  [int((cfg["data"].get("init_args") or {}).get("batch_size", 1))])
         for bs in sizes:
-            flops = None
+            flops, probe_mib = None, float("nan")
             for v in variants:
                 run = Run(cfg_path, bs, v, a)
                 if a.min_seconds > 0:
                     run.steps = max(a.steps, math.ceil(a.min_seconds / run.step_seconds()))
                 if flops is None and not a.no_flops:
                     try:
-                        flops = run.flops()
+                        flops, probe_mib = run.probe()
                     except Exception as e:  # noqa: BLE001 - an op the counter cannot trace: say so, go on
                         print(f"bench: FLOPs of {cfg_path} not counted ({type(e).__name__}: {e})")
-                        flops = float("nan")
+                        flops, probe_mib = float("nan"), float("nan")
                 trainer_rates, bare_rates, mems = [], [], []
                 for r in range(a.repeats if a.compare else 1):
                     # pairs in alternating order (bare first, then Trainer first, ...): no side always goes first
@@ -358,7 +402,7 @@ def bench_train_main(argv: list[str]) -> int:
                 row = {"config": cfg_path.as_posix(), "method": _method(run.cfg), "variant": v["name"], "batch": bs,
                        "steps": run.steps,
                        "size": run.size, "trainer_img_s": tr * bs, "trainer_img_s_all": [r * bs for r in trainer_rates],
-                       "peak_mib": max(mems), "gflop_step": (flops or float("nan")) / 1e9,
+                       "peak_mib": max(mems) if use_cuda else probe_mib, "gflop_step": (flops or float("nan")) / 1e9,
                        "device": str(run.device), "threads": torch.get_num_threads()}
                 if a.compare:
                     ratios = [t / b for t, b in zip(trainer_rates, bare_rates)]
@@ -420,3 +464,11 @@ def _table(rows: list[dict], a) -> str:
                  + ("; Trainer without logger/progress bar (--lean)" if a.lean else
                     "; Trainer with a CSV logger and the progress bar, as fit"))
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # the probe child (Run.probe)
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--probe":
+        sys.exit(_probe_main(sys.argv[2]))
+    sys.exit(bench_train_main(sys.argv[1:]))
