@@ -249,7 +249,7 @@ FULL = ["dis_A", "dis_A2", "dis_B", "dis_B2", "dis_c", "enc_c", "enc_a", "gen", 
 def test_each_step_moves_only_its_own_network(tmp_path):
     pl.seed_everything(0)
     m = Recording(**TINY)
-    t = trainer(tmp_path, max_epochs=1)
+    t = trainer(tmp_path, max_epochs=1, log_every_n_steps=1)  # every batch a logging step: every term logged
     t.fit(m, tiny_data(train_limit=8, batch_size=2))  # 4 batches: content, content, full, full (last two)
     names = [n for n, _ in m.snaps]
     assert names == ["start", "dis_c", "dis_c"] + FULL + FULL
