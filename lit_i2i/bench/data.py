@@ -35,7 +35,7 @@ def _photos() -> list[np.ndarray]:
     """The built-in colour photographs (``datamodules.builtin.PHOTOS``) as HWC uint8 arrays."""
     from datamodules.builtin import PHOTOS, photo
 
-    return [photo(n).permute(1, 2, 0).numpy() for n in PHOTOS if photo(n).shape[0] == 3]
+    return [p.permute(1, 2, 0).numpy() for p in map(photo, PHOTOS) if p.shape[0] == 3]
 
 
 def write_jpegs(folder: Path, n: int, size: tuple[int, int], seed: int, names=None) -> list[str]:

@@ -50,6 +50,7 @@ import torch
 import yaml
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from lit_i2i.bench.bare import sync
 from lit_i2i.errors import UserError
 
 DEFAULT_CONFIGS = ["experiments/quickstart.yaml", "experiments/cyclegan/digits.yaml", "experiments/pix2pix/digits.yaml"]
@@ -78,24 +79,19 @@ class _Timer(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         done = trainer.fit_loop.total_batch_idx + 1
         if done == self.warmup:
-            _sync(pl_module.device)
+            sync(pl_module.device)
             self.memory.start(pl_module.device)
             self.t0 = time.perf_counter()
         elif self.t0 is not None and self.elapsed is None:
             self.n += 1
             if self.n >= self.steps:
-                _sync(pl_module.device)
+                sync(pl_module.device)
                 self.elapsed = time.perf_counter() - self.t0
                 self.memory.stop()
                 trainer.should_stop = True
 
     def rate(self) -> float:
         return self.n / self.elapsed if self.elapsed else float("nan")
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class _PeakMemory:
@@ -236,11 +232,11 @@ class Run:
         fast(model)
         loop = BareLoop(model, dm, self.a.device, self.variant["precision"], self.variant["channels_last"])
         loop.run(self.a.warmup)
-        _sync(loop.device)
+        sync(loop.device)
         memory.start(loop.device)
         t0 = time.perf_counter()
         n = loop.run(self.steps)
-        _sync(loop.device)
+        sync(loop.device)
         dt = time.perf_counter() - t0
         memory.stop()
         return (n / dt if n else float("nan")), memory.peak_mib
@@ -254,11 +250,6 @@ class Run:
         fast(model)
         loop = BareLoop(model, dm, self.a.device, self.variant["precision"], self.variant["channels_last"])
         return 1.0 / loop.timed(self.a.warmup, 3)
-
-    def flops(self) -> float:
-        """FLOPs of one training step (forward and backward of every network, gradient penalties'
-        double backward included), counted on the eager model after one untimed step."""
-        return self.probe()[0]
 
     def probe(self) -> tuple[float, float]:
         """(FLOPs of one training step, the peak resident memory of that step less the process's
