@@ -294,7 +294,8 @@ def _class_problem(key: str, detail: str, class_path: str) -> str:
 
 def quiet_console() -> None:
     """Silences what every run printed that a user cannot act on: Lightning's litlogger tip and
-    LeafSpec FutureWarning (a torch/Lightning version mismatch inside Lightning)."""
+    LeafSpec FutureWarning (a torch/Lightning version mismatch inside Lightning), ModelCheckpoint's
+    manual-optimization notice."""
     import logging
     import warnings
 
@@ -306,6 +307,9 @@ def quiet_console() -> None:
     # main(argv) called from a script (benchmarks, tests) passes its own args while sys.argv holds the
     # script's: Lightning warns about that, but the args given are the ones meant.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    # every manual-optimization run with step checkpoints: the state AFTER the step is the one a resume needs
+    # (the suite's checkpoints are saved after the batch's bookkeeping, see TranslationModule.end_of_batch)
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization and every_n_train_steps")
 
 
 def run_lightning_cli(argv: list[str] | None):

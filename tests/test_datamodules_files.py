@@ -678,6 +678,19 @@ def test_single_pair_bad_input(tmp_path):
         SinglePair(b=str(bad)).check()
     with raises_naming("data.steps_per_epoch"):
         SinglePair(steps_per_epoch=0).check()
+    with raises_naming("data.crop"):
+        SinglePair(size=24, crop=32).check()
+
+
+def test_single_pair_random_crops_for_training_whole_images_for_evaluation():
+    dm = SinglePair(a="chelsea", b="coffee", size=24, crop=16, flip=True, steps_per_epoch=8, batch_size=4)
+    whole = dm.eval_dataset("A")[0]["image"]
+    assert whole.shape == (3, 24, 24)
+    crops = torch.stack([dm.dataset("train")[i]["A"] for i in range(8)])
+    assert crops.shape == (8, 3, 16, 16) and len({c.flatten()[:40].tolist().__repr__() for c in crops}) > 1
+    windows = whole.unfold(1, 16, 1).unfold(2, 16, 1).permute(1, 2, 0, 3, 4).reshape(-1, 3, 16, 16)
+    for c in crops:  # every crop is a window of the image, possibly mirrored
+        assert any(torch.equal(c, w) or torch.equal(c, w.flip(-1)) for w in windows)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -684,3 +684,29 @@ def test_similarity_to_the_input_is_one_for_a_copy_and_drops_for_a_change():
     changed = evaluate_model(Darker(), dm, ["ssim_input", "l1_input"], ["AtoB"], max_samples=16)
     # background pixels are already -1 (clamped, unchanged): the change is 0.5 on the strokes only
     assert changed["ssim_input_AtoB"] < 0.99 and 0.05 < changed["l1_input_AtoB"] < 0.5
+
+
+def test_patch_and_structure_metrics_on_a_single_pair():
+    """The single-image measures through the evaluator (structural analogy's table): one image a domain;
+    the input itself keeps all structure, the target image itself has the target's patches exactly."""
+    from datamodules.single_pair import SinglePair
+    from lit_i2i.metrics import patch as pm
+
+    dm = SinglePair(a="chelsea", b="coffee", size=32)
+    names = ["swd", "coherence", "completeness", "ssim_lowpass", "corr_lowpass", "corr_edges"]
+    a, b = dm.eval_dataset("A")[0]["image"][None], dm.eval_dataset("B")[0]["image"][None]
+
+    class Target(Identity):  # every output is the other image
+        def translate(self, x, direction="AtoB", reference=None):
+            return (b if direction == "AtoB" else a).expand_as(x)
+
+    same = evaluate_model(Identity(), dm, names, ["AtoB", "BtoA"])
+    assert same["ssim_lowpass_AtoB"] == pytest.approx(1.0) and same["corr_edges_BtoA"] == pytest.approx(1.0)
+    assert same["swd_AtoB"] == pytest.approx(pm.swd_pyramid(a, b)["swd"]) and same["swd_AtoB"] > 0.1
+    assert same["coherence_BtoA"] == pytest.approx(pm.patch_nn(b, a)["coherence"]) and same["coherence_BtoA"] > 0
+    copy = evaluate_model(Target(), dm, names, ["AtoB"])
+    assert copy["swd_AtoB"] == 0 and copy["coherence_AtoB"] == 0 and copy["completeness_AtoB"] == 0
+    assert copy["ssim_lowpass_AtoB"] == pytest.approx(pm.structure_scores(b, a)["ssim_lowpass"])
+    assert copy["ssim_lowpass_AtoB"] < 0.9
+    with pytest.raises(UserError, match="at least 2"):  # a distribution metric still needs two images
+        evaluate_model(Identity(), dm, ["swd", "style"], ["AtoB"], vgg_weights="random")

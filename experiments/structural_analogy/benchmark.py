@@ -3,9 +3,9 @@
 For each pair of built-in photographs and both directions it trains, on this machine's CPU:
   - SA: ``experiments/structural_analogy/cpu.yaml`` (README weights: beta 10, alpha 1), through ``lit-i2i fit``;
   - SA beta 0: the same without the cycle term;
-  - CycleGAN on random crops of the same two images (``lit_i2i.methods.cyclegan``, small: ResNet ngf 32 with
-    3 blocks, PatchGAN ndf 32 with 2 layers, LSGAN, cycle 10, identity 0.5; random 48x48 crops and flips
-    of the two 64x64 images, batch 4), applied to the whole image at test time;
+  - CycleGAN on random crops of the same two images (``experiments/structural_analogy/cyclegan_pair_cpu.yaml``,
+    through ``lit-i2i fit``: ResNet ngf 32 with 3 blocks, PatchGAN ndf 32 with 2 layers, LSGAN, cycle 10,
+    identity 0.5; random 48x48 crops and flips of the two 64x64 images, batch 4), applied to the whole image;
 and measures every translation with ``lit_i2i.metrics.patch`` (no pretrained network needed):
   - appearance, against the target image: SWD over 7x7 patches of a Laplacian pyramid (mean of the levels, in units
     of the target's per-channel std), nearest-neighbour patch coherence and completeness (means over 3 scales);
@@ -17,6 +17,8 @@ SA's random samples are translated too (``sample_and_translate``): their patch d
 
   python experiments/structural_analogy/benchmark.py --out runs/sa_benchmark
   python experiments/structural_analogy/benchmark.py --out runs/sa_smoke --smoke     # seconds, for the tests
+The same three rows on one pair, scored by ``lit-i2i evaluate``'s patch metrics, are a table file:
+``lit-i2i reproduce experiments/tables/structural_analogy_pair.yaml --proxy``.
 
 Writes ``<out>/results.json``, ``<out>/table.md`` and one picture per pair (``--pictures``, default
 ``<out>/pictures``): per method a row of A, B, A->B, B->A and, for SA, random samples of A and B with
@@ -32,33 +34,22 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from datamodules.single_pair import SinglePair  # noqa: E402
-from datamodules.transforms import build_transform  # noqa: E402
 from lit_i2i.metrics import patch as pm  # noqa: E402
 
 CONFIG = ROOT / "experiments" / "structural_analogy" / "cpu.yaml"
+CYCLEGAN_CONFIG = ROOT / "experiments" / "structural_analogy" / "cyclegan_pair_cpu.yaml"
 PAIRS = ("chelsea:coffee", "astronaut:rocket", "camera:chelsea")
 SMOKE_SA = ["--model.init_args.img_size", "20", "--model.init_args.min_size", "16", "--data.init_args.size", "20",
             "--model.init_args.nfc", "8", "--model.init_args.min_nfc", "8", "--model.init_args.max_nfc", "8",
             "--model.init_args.inject_level", "-2"]
-
-
-class PairCrops(SinglePair):
-    """The two images of a pair, as random ``crop`` x ``crop`` crops with flips for training (CycleGAN's
-    data here); whole images for evaluation."""
-
-    def __init__(self, a: str, b: str, size: int, crop: int, steps_per_epoch: int, batch_size: int):
-        super().__init__(a, b, size=size, steps_per_epoch=steps_per_epoch, flip=True, stride=4, batch_size=batch_size)
-        self.crop = crop
-
-    def transform(self, train: bool, **augment):
-        if train:
-            return build_transform("crop", crop_size=self.crop, train=True, flip=True, channels=self.channels, stride=4)
-        return build_transform("none", train=False, channels=self.channels, stride=4)
+SMOKE_CYCLEGAN = ["--model.init_args.ngf", "8", "--model.init_args.n_blocks", "1", "--model.init_args.ndf", "8",
+                  "--data.init_args.size", "20", "--data.init_args.crop", "16", "--data.init_args.batch_size", "2"]
 
 
 def image(name: str, size: int) -> torch.Tensor:
@@ -66,43 +57,30 @@ def image(name: str, size: int) -> torch.Tensor:
     return img[None].float() / 127.5 - 1
 
 
-def train_sa(a: str, b: str, root: Path, beta: float, args) -> tuple[object, dict]:
+def train(method: str, a: str, b: str, root: Path, args) -> tuple[object, dict]:
+    """One ``lit-i2i fit`` of ``method`` (SA, SA_beta0 or CycleGAN) on the pair; its model from last.ckpt."""
     from lit_i2i.cli import main
+    from lit_i2i.methods.cyclegan import CycleGAN
     from lit_i2i.methods.structural_analogy import StructuralAnalogy
 
-    extra = SMOKE_SA if args.smoke else []
+    if method == "CycleGAN":
+        half = max(1, args.cyclegan_iters // 2)
+        config, cls = CYCLEGAN_CONFIG, CycleGAN
+        extra = ["--data.init_args.steps_per_epoch", str(args.cyclegan_iters), "--model.init_args.n_epochs", str(half),
+                 "--model.init_args.n_epochs_decay", str(half), *(SMOKE_CYCLEGAN if args.smoke else [])]
+    else:
+        config, cls = CONFIG, StructuralAnalogy
+        extra = ["--model.init_args.beta", "0.0" if method == "SA_beta0" else "10.0", "--model.init_args.niter",
+                 str(args.niter), *(SMOKE_SA if args.smoke else [])]
     t0, c0 = time.time(), time.process_time()
-    code = main(["fit", "--config", str(CONFIG), "--trainer.default_root_dir", str(root), "--data.init_args.a", a,
-                 "--data.init_args.b", b, "--model.init_args.beta", str(beta), "--model.init_args.niter",
-                 str(args.niter), "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+    code = main(["fit", "--config", str(config), "--trainer.default_root_dir", str(root), "--data.init_args.a", a,
+                 "--data.init_args.b", b, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
                  "--seed_everything", str(args.seed), *extra])
     if code != 0:
-        raise SystemExit(f"lit-i2i fit failed for SA {a}->{b} beta {beta} (exit {code})")
+        raise SystemExit(f"lit-i2i fit failed for {method} {a}->{b} (exit {code})")
     cost = {"wall_s": round(time.time() - t0, 1), "cpu_s": round(time.process_time() - c0, 1)}
-    model = StructuralAnalogy.load_from_checkpoint(root / "checkpoints" / "last.ckpt", map_location="cpu",
-                                                   weights_only=True).eval()
-    return model, cost
-
-
-def train_cyclegan(a: str, b: str, root: Path, args) -> tuple[object, dict]:
-    import pytorch_lightning as pl
-
-    from lit_i2i.methods.cyclegan import CycleGAN
-
-    pl.seed_everything(args.seed)
-    small = dict(netG="resnet", ngf=8 if args.smoke else 32, n_blocks=1 if args.smoke else 3, n_down=2,
-                 netD="n_layers", ndf=8 if args.smoke else 32, n_layers_D=2)
-    half = max(1, args.cyclegan_iters // 2)
-    model = CycleGAN(**small, gan_mode="lsgan", lambda_A=10.0, lambda_B=10.0, lambda_identity=0.5, pool_size=50,
-                     lr=2e-4, lr_policy="linear", lr_interval="step", n_epochs=half, n_epochs_decay=half)
-    size = args.size
-    data = PairCrops(a, b, size=size, crop=args.crop, steps_per_epoch=args.cyclegan_iters, batch_size=args.crop_batch)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         num_sanity_val_steps=0, default_root_dir=str(root))
-    t0, c0 = time.time(), time.process_time()
-    trainer.fit(model, data)
-    return model.eval(), {"wall_s": round(time.time() - t0, 1), "cpu_s": round(time.process_time() - c0, 1)}
+    model = cls.load_from_checkpoint(root / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    return model.eval(), cost
 
 
 def measure(y: torch.Tensor, source: torch.Tensor, target: torch.Tensor, sifid_net) -> dict:
@@ -149,16 +127,14 @@ def main(argv=None) -> int:
     ap.add_argument("--pairs", nargs="+", default=list(PAIRS), help="A:B names of built-in photographs (or files)")
     ap.add_argument("--niter", type=int, default=300, help="SA iterations per scale (cpu.yaml: 300)")
     ap.add_argument("--cyclegan_iters", type=int, default=700,
-                    help="CycleGAN batches (700: about the CPU time of one SA run of cpu.yaml)")
-    ap.add_argument("--crop", type=int, default=48)
-    ap.add_argument("--crop_batch", type=int, default=4)
-    ap.add_argument("--size", type=int, default=64, help="image side (cpu.yaml: 64)")
+                    help="CycleGAN batches (cyclegan_pair_cpu.yaml: 700, about the CPU time of one SA run of cpu.yaml)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", nargs="+", default=["SA", "SA_beta0", "CycleGAN"])
     ap.add_argument("--smoke", action="store_true", help="tiny nets and 2 iterations: checks that the script runs")
     args = ap.parse_args(argv)
     if args.smoke:
-        args.niter, args.cyclegan_iters, args.size, args.crop, args.crop_batch = 2, 2, 20, 16, 2
+        args.niter, args.cyclegan_iters = 2, 2
+    args.size = 20 if args.smoke else int(yaml.safe_load(CONFIG.read_text())["data"]["init_args"]["size"])
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -175,10 +151,7 @@ def main(argv=None) -> int:
         outputs = {}
         for method in args.methods:
             root = out / f"{method}_{tag}"
-            if method == "CycleGAN":
-                model, cost = train_cyclegan(a, b, root, args)
-            else:
-                model, cost = train_sa(a, b, root, 0.0 if method == "SA_beta0" else 10.0, args)
+            model, cost = train(method, a, b, root, args)
             results["runs"][f"{method}_{tag}"] = cost
             print(f"{method} {tag}: trained in {cost['wall_s']} s wall, {cost['cpu_s']} s CPU", flush=True)
             o = {}

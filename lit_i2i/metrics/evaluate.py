@@ -34,6 +34,13 @@ lpips           LPIPS
 ssim_input,     -                     similarity of each output to its own input (SSIM in [0, 1]
 l1_input                              images; mean |output - input| in [-1, 1]): how much a
                                       content transfer leaves unchanged (MBU Table 6's "Sim.")
+swd,            -: each output against  patch statistics (``metrics/patch.py``): SWD over 7x7
+coherence,      its target image        patches of a Laplacian pyramid, nearest-neighbour patch
+completeness    (item i of the target   coherence / completeness; lower is closer (structural
+                domain, i mod its size) analogy, whose data is one image per domain)
+ssim_lowpass,   -: each output against  structure kept (``metrics/patch.py``): SSIM / correlation
+corr_lowpass,   its own input           of the blurred luminances, correlation of their edge maps;
+corr_edges                              1 for the input itself
 cluster_acc,    the model's           (no direction suffix; needs ``model.cluster(x)``)
 nmi, ari        ``cluster(x)``
 cls_acc         the model's own       ``cls_acc_<domain>``: ``model.classify(x, domain)`` vs labels
@@ -72,10 +79,14 @@ METRICS = {
     "content": "vgg", "style": "vgg",
     "psnr": "paired", "ssim": "paired", "lpips": "paired",
     "ssim_input": "input", "l1_input": "input",
+    "swd": "patch", "coherence": "patch", "completeness": "patch",
+    "ssim_lowpass": "structure", "corr_lowpass": "structure", "corr_edges": "structure",
     "cluster_acc": "cluster", "nmi": "cluster", "ari": "cluster",
     "cls_acc": "classify",
 }
 PAIRED = ("psnr", "ssim", "lpips")
+PER_IMAGE = (*PAIRED, "ssim_input", "l1_input", "swd", "coherence", "completeness", "ssim_lowpass", "corr_lowpass",
+             "corr_edges")  # one value per output, averaged
 
 
 # ------------------------------------------------------------------------------------- distributed
@@ -406,8 +417,9 @@ class Evaluator:
 
         src_ds, tgt_ds = dm.eval_dataset(p.src, self.split), dm.eval_dataset(p.tgt, self.split)
         n_src, n_tgt = self._n(src_ds), self._n(tgt_ds)
-        if n_src < 2 or n_tgt < 2:
-            raise UserError(f"metrics of {p.direction} need at least 2 {self.split} images per domain; "
+        least = 2 if self.needs & {"inception", "digits", "vgg", "attribute"} else 1  # distributions need 2
+        if n_src < least or n_tgt < least:
+            raise UserError(f"metrics of {p.direction} need at least {least} {self.split} images per domain; "
                             f"{p.src} has {n_src}, {p.tgt} has {n_tgt}")
         feature_nets = self._feature_nets(p)
         lpips = self._lpips(device) if "lpips" in self.metrics else None
@@ -418,7 +430,7 @@ class Evaluator:
             idx, pos = block[pos:pos + len(x)], pos + len(x)
             reals = None
             out = {"label": torch.as_tensor(batch["label"]).long()}
-            if self.reference or "paired" in self.needs:  # target item i goes with source item i
+            if self.reference or self.needs & {"paired", "patch"}:  # target item i goes with source item i
                 items = [tgt_ds[i % len(tgt_ds)] for i in idx]
                 reals = torch.stack([t["image"] for t in items]).to(device)
                 if self.reference:  # reference-guided: the fake's target class is its reference's
@@ -446,6 +458,8 @@ class Evaluator:
                                     f"{tuple(y.shape[1:])} from {tuple(x.shape[1:])}")
                 out["ssim_input"] = scores.ssim(to_unit(y), to_unit(x))
                 out["l1_input"] = (y.float() - x.float()).abs().flatten(1).mean(1)
+            if self.needs & {"patch", "structure"}:
+                out.update(_patch_scores(y, x, reals, self.metrics))
             fake.add(out)
         fake_all = fake.gather(device)
         reals = {key: self._reals(dm, tgt_ds, p, key, n_tgt, device)
@@ -525,7 +539,7 @@ class Evaluator:
             mean_f = {k.split("/", 1)[1]: v / nf for k, v in fake.items() if k.startswith("sum_gram/")}
             mean_r = {k.split("/", 1)[1]: v / nr for k, v in reals["vgg"].items() if k.startswith("sum_gram/")}
             res[f"style_{d}"] = scores.style_distance(mean_f, mean_r)
-        for m in (*PAIRED, "ssim_input", "l1_input"):
+        for m in PER_IMAGE:
             if m in self.metrics and m in fake:
                 res[f"{m}_{d}"] = float(fake[m].double().mean())
         return res, notes
@@ -558,6 +572,28 @@ class Evaluator:
             if n:
                 res[f"cls_acc_{dom}"] = acc
         return res
+
+
+def _patch_scores(y: torch.Tensor, x: torch.Tensor, reals: torch.Tensor | None, metrics: list[str]) -> dict:
+    """Per output: patch statistics against its target image ``reals[i]`` and structure kept from its
+    input ``x[i]`` (``metrics/patch.py``; CPU, one image at a time)."""
+    from lit_i2i.metrics import patch as pm
+
+    rows = []
+    for i in range(len(y)):
+        yi, r = y[i].cpu(), {}
+        if reals is not None and {"swd", "coherence", "completeness"} & set(metrics):
+            t = reals[i].cpu()
+            if "swd" in metrics:
+                r["swd"] = pm.swd_pyramid(yi, t)["swd"]
+            if {"coherence", "completeness"} & set(metrics):
+                nn_ = pm.patch_nn(yi, t)
+                r["coherence"], r["completeness"] = nn_["coherence"], nn_["completeness"]
+        if {"ssim_lowpass", "corr_lowpass", "corr_edges"} & set(metrics):
+            r.update(pm.structure_scores(yi, x[i].cpu()))
+        rows.append(r)
+    return {k: torch.tensor([row[k] for row in rows], dtype=torch.float64, device=y.device) for k in rows[0]
+            if k in metrics}
 
 
 # ------------------------------------------------------------------------------------- entry point
