@@ -105,8 +105,10 @@ def test_sharing_variants():
     assert one.enc_A is one.enc_B and one.dec_A.shared is one.dec_B.shared and one.dec_A.back is not one.dec_B.back
     with pytest.raises(ValueError):
         XGAN(sharing="all", **TINY)
-    # encoding runs the shared layers on both domains at once; the result is each encoder's own
-    for m in (XGAN(**TINY), none, one):
+    # with joint BatchNorm batches the shared layers run on both domains at once; in eval mode the result is
+    # each encoder's own, as with per-domain batches (the default)
+    for m in (XGAN(**TINY), none, one, XGAN(**TINY, bn_batches="joint"), XGAN(sharing="none", bn_batches="joint", **TINY),
+              XGAN(sharing="encoder", bn_batches="joint", **TINY)):
         m.eval()
         a, b = torch.rand(2, 3, 32, 32), torch.rand(3, 3, 32, 32)
         z_a, z_b = m.encode(a, b)
@@ -149,9 +151,9 @@ def test_generator_loss_terms_on_known_inputs():
     m = XGAN(**TINY)
     m.c_dann, m.dis_B = ConstLogit(0.0), ConstLogit(2.0)
     g = m.generator_losses(_known_v(m))
-    expected = {"rec_A": 1.0 * 0.25, "rec_B": 1.0 * 1.0,        # L2: (0.5)^2, (1.0)^2
+    expected = {"rec_A": 1.0 * 0.5 * 3072 ** 0.5, "rec_B": 1.0 * 1.0 * 3072 ** 0.5,  # L2 norms of 3x32x32 images
                 "dann": 1.0 * math.log(2),                       # a logit of 0 for both domains
-                "sem_AB": 0.5 * 2.0, "sem_BA": 0.5 * 1.0,         # L1: |1 - 3|, |0 - (-1)|
+                "sem_AB": 0.5 * 2.0 * 16, "sem_BA": 0.5 * 1.0 * 16,  # L1 norms of 16-d codes: |1 - 3|, |0 - (-1)|
                 "gan_B": 0.7 * -math.log(1 / (1 + math.exp(-2.0)))}
     assert set(g) == set(expected)
     for k, v in expected.items():
@@ -159,6 +161,10 @@ def test_generator_loss_terms_on_known_inputs():
     off = XGAN(**{**TINY, "sem_w": 0.0, "dann_w": 0.0, "gan_w": 0.0, "rec_loss": "l1"})
     g = off.generator_losses(_known_v(off))
     assert set(g) == {"rec_A", "rec_B"} and math.isclose(float(g["rec_B"]), 1.0)
+    means = XGAN(**{**TINY, "rec_loss": "l2", "sem_distance": "l1"})  # the per-element means
+    means.c_dann, means.dis_B = ConstLogit(0.0), ConstLogit(2.0)
+    g = means.generator_losses(_known_v(means))
+    assert math.isclose(float(g["rec_A"]), 0.25) and math.isclose(float(g["sem_AB"]), 1.0)
     assert not hasattr(off, "dis_B") and "D" not in off.build_optimizers()
 
 
@@ -442,3 +448,22 @@ def test_benchmark_smoke(tmp_path, cli_env):
     assert set(res["rows"]) == {"identity", "XGAN-noGAN", "DTN"} and res["setting"]["test_images"] == 12
     assert all(0 <= a <= 1 for r in res["rows"].values() for a in r["acc"])
     assert (out / "grids" / "DTN_seed0.png").is_file() and "| DTN |" in (out / "results.md").read_text()
+
+
+def test_batchnorm_batches_per_domain_in_training():
+    """bn_batches domain (the reimplementation's separate calls): in training each domain's batch is normalised
+    by its own statistics, so encode/decode equal the per-domain nets; joint mixes the two batches."""
+    args = {**TINY, "dropout": 0.0}
+    a, b = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32) * 0.2
+    per = XGAN(**args)
+    per.train()
+    z_a, z_b = per.encode(a, b)
+    assert torch.allclose(z_a, per.enc_A(a), atol=1e-5) and torch.allclose(z_b, per.enc_B(b), atol=1e-5)
+    d = per.decode(z_a, z_b)
+    assert torch.allclose(d["fake_B"], per.dec_B(z_a), atol=1e-5) and torch.allclose(d["rec_B"], per.dec_B(z_b), atol=1e-5)
+    joint = XGAN(**args, bn_batches="joint")
+    joint.load_state_dict(per.state_dict())
+    joint.train()
+    assert not torch.allclose(joint.encode(a, b)[0], joint.enc_A(a), atol=1e-3)
+    with pytest.raises(ValueError, match="bn_batches"):
+        XGAN(**TINY, bn_batches="mixed")

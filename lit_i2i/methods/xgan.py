@@ -11,12 +11,19 @@ is the paper's domain 1 (faces), B domain 2 (cartoons).
 
 | term | formula | weight (default) |
 |---|---|---|
-| rec_A, rec_B | ‖d1(e1(a)) − a‖², ‖d2(e2(b)) − b‖² (mean) | rec_w = 1 [reimpl: L2] |
+| rec_A, rec_B | ‖d1(e1(a)) − a‖₂, ‖d2(e2(b)) − b‖₂ (per image, not squared; mean over the batch) | rec_w = 1 [reimpl] |
 | dann | CE(c_dann(GRL(e1(a))), A) + CE(c_dann(GRL(e2(b))), B) | dann_w = 1 [reimpl] |
-| sem_AB, sem_BA | ‖e1(a) − e2(d2(e1(a)))‖₁, ‖e2(b) − e1(d1(e2(b)))‖₁ (mean) | sem_w = 0.5 [reimpl: L1] |
+| sem_AB, sem_BA | ‖e1(a) − e2(d2(e1(a)))‖₁, ‖e2(b) − e1(d1(e2(b)))‖₁ (per sample; mean over the batch) | sem_w = 0.5 [reimpl] |
 | gan_B (optional) | BCE(D_B(d2(e1(a))), real) | gan_w = 0.7 [reimpl]; 0 = off |
 | teach (optional) | ‖T(a) − P(e1(a))‖² (mean), T fixed, P a learnt linear map | teach_w = 0 (off, as the reimpl) |
 | loss_D_B | BCE(D_B(b), real) + BCE(D_B(d2(e1(a))), fake), stepped only while D_B's accuracy < d_threshold | 1 |
+
+The norms are the reimplementation's (``losses/__init__.py``: ``torch.norm(..., p=2 / p=1, dim=1)`` of the
+flattened difference, then the batch mean): its weights balance these sums, not per-element means.
+``rec_loss`` / ``sem_distance`` also take ``l2`` / ``l1`` (per-element means: mean squared error, mean
+absolute error), this module's forms until 2026-12-02; at the digit configs' size they shrink the
+reconstruction term about 200-fold against the GAN and domain terms (see ``bn_batches`` below for what
+that did).
 
 ``dann``: binary (``dann_classes: 2``, one logit) or the appendix's multi-class form (``dann_classes:
 4``): the classifier tells e1(a), e2(b), e2(d2(e1(a))) and e1(d1(e2(b))) apart (domain x real or
@@ -36,10 +43,15 @@ its own parameter group Adam(1e-3, 0.99, 0.999) (one backward through the GRL tr
 of gradient reversal); D Adam(1e-3, 0.5, 0.999). No LR schedule. Batch 32 [reimpl], 64x64 images.
 
 Layer sharing (``sharing``, the appendix): ``partial`` (default), ``none``, ``encoder`` (one encoder).
-Shared layers see both domains in one batch (the two fronts' outputs are concatenated before the
-shared encoder layers, the two embeddings before the shared decoder layers) [choice]: their
-BatchNorm statistics are those of the mixture, the same statistics their running averages hold at
-test time; per-domain layers see their own domain only.
+BatchNorm batches (``bn_batches``) [reimpl: ``domain``]: each domain's batch runs through every
+layer on its own (e1's, then e2's, as the reimplementation's separate calls), so in training the
+shared layers' BatchNorm normalises each domain by its own batch statistics, and their running
+averages (used at test time) mix both domains; ``joint`` concatenates the two domains before the
+shared layers (one BatchNorm batch of the mixture, the same statistics as at test time). ``joint`` was
+this module's default until 2026-12-02: at the built-in street-digits -> digits size it keeps the
+autoencoders from reconstructing (the GAN term alone, 300 iterations: rec_B 0.33-0.38 joint vs 0.12-0.13
+domain; with joint BatchNorm the domain classifier also wins outright, loss near 0, with spikes above 20
+when the reversed gradient flips it) and the translations sat at chance.
 
 Inference: ``translate(x, direction, mode=None)``; ``mode="neighbours"`` returns, for each input, its
 nearest image (cosine distance of the embeddings) in a bank of the other domain set by
@@ -67,13 +79,18 @@ from lit_i2i.errors import UserError
 from lit_i2i.nets.vae import unique_parameters
 from lit_i2i.nets.xgan import CodeLinear, DomainClassifier, ImageDiscriminator, XGANSpec, fixed_encoder, xgan_autoencoders
 
-DISTANCES = ("l1", "l2", "cosine")
+DISTANCES = ("l1norm", "l2norm", "l1", "l2", "cosine")
 
 
 def distance(x: torch.Tensor, y: torch.Tensor, kind: str = "l1") -> torch.Tensor:
-    """Mean distance between two batches of codes: ``l1`` (mean |x - y|), ``l2`` (mean squared error)
-    or ``cosine`` (mean 1 - cos over the batch), in float32."""
+    """Mean over the batch of a per-sample distance between two batches (codes or images, flattened):
+    ``l1norm`` (‖x − y‖₁), ``l2norm`` (‖x − y‖₂, not squared), or per-element means: ``l1`` (mean
+    |x - y|), ``l2`` (mean squared error), ``cosine`` (mean 1 - cos); in float32."""
     x, y = x.float().flatten(1), y.float().flatten(1)
+    if kind == "l1norm":
+        return (x - y).abs().sum(1).mean()
+    if kind == "l2norm":
+        return (x - y).pow(2).sum(1).sqrt().mean()
     if kind == "l1":
         return (x - y).abs().mean()
     if kind == "l2":
@@ -95,10 +112,11 @@ class XGAN(TranslationModule):
     def __init__(self, image_size: int = 64, a_ch: int = 3, b_ch: int = 3, enc_channels: list[int] | None = None,
                  n_shared_enc: int = 2, emb_dim: int = 1024, dec_channels: list[int] | None = None,
                  n_shared_dec: int = 2, norm: str = "batch", dropout: float = 0.5, sharing: str = "partial",
+                 bn_batches: str = "domain",
                  dann_hidden: list[int] | None = None, dann_dropout: float = 0.5, dann_classes: int = 2,
                  grl_scale: float = 1.0, grl_ramp_steps: int = 0,
                  rec_w: float = 1.0, dann_w: float = 1.0, sem_w: float = 0.5, gan_w: float = 0.7, teach_w: float = 0.0,
-                 rec_loss: str = "l2", sem_distance: str = "l1", sem_detach: bool = True,
+                 rec_loss: str = "l2norm", sem_distance: str = "l1norm", sem_detach: bool = True,
                  gan_domains: str = "B", disc_channels: list[int] | None = None, d_threshold: float = 0.8,
                  teacher: str | None = None, teacher_distance: str = "l2",
                  lr: float = 1e-4, beta1: float = 0.9, beta2: float = 0.999, lr_dann: float = 1e-3,
@@ -109,11 +127,12 @@ class XGAN(TranslationModule):
         if dann_classes not in (2, 4):
             raise ValueError(f"dann_classes must be 2 (binary domain classifier) or 4 (the multi-class form), "
                              f"got {dann_classes}")
+        if bn_batches not in ("domain", "joint"):
+            raise ValueError(f"bn_batches must be 'domain' or 'joint', got {bn_batches!r}")
         if gan_domains not in ("B", "AB"):
             raise ValueError(f"gan_domains must be 'B' or 'AB', got {gan_domains!r}")
-        if rec_loss not in ("l1", "l2"):
-            raise ValueError(f"rec_loss must be 'l1' or 'l2', got {rec_loss!r}")
-        for name, kind in (("sem_distance", sem_distance), ("teacher_distance", teacher_distance)):
+        for name, kind in (("rec_loss", rec_loss), ("sem_distance", sem_distance),
+                           ("teacher_distance", teacher_distance)):
             if kind not in DISTANCES:
                 raise ValueError(f"{name} must be one of {', '.join(DISTANCES)}, got {kind!r}")
         if teach_w > 0 and not teacher:
@@ -167,8 +186,11 @@ class XGAN(TranslationModule):
                             "data's crop size")
 
     def encode(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(e1(a), e2(b)); shared layers run once on both domains together (module docstring)."""
+        """(e1(a), e2(b)); with ``bn_batches: joint`` the shared layers run once on both domains together
+        (module docstring)."""
         n = len(a)
+        if self.hparams.bn_batches == "domain":
+            return self.enc_A(a), self.enc_B(b)
         if self.enc_A is self.enc_B:
             return self.enc_A(torch.cat([a, b])).split([n, len(b)])
         if self.enc_A.shared is self.enc_B.shared:
@@ -178,6 +200,13 @@ class XGAN(TranslationModule):
 
     def decode(self, z_a: torch.Tensor, z_b: torch.Tensor) -> dict[str, torch.Tensor]:
         """d1 and d2 of both embeddings: rec_A = d1(z_a), fake_A = d1(z_b), fake_B = d2(z_a), rec_B = d2(z_b)."""
+        if self.hparams.bn_batches == "domain":  # the shared layers once per source domain, each back on each
+            h = {}
+            for src, z in (("A", z_a), ("B", z_b)):
+                h[src, "A"] = self.dec_A.shared(z)
+                h[src, "B"] = h[src, "A"] if self.dec_A.shared is self.dec_B.shared else self.dec_B.shared(z)
+            return {"rec_A": self.dec_A.back(h["A", "A"]), "fake_A": self.dec_A.back(h["B", "A"]),
+                    "fake_B": self.dec_B.back(h["A", "B"]), "rec_B": self.dec_B.back(h["B", "B"])}
         n = len(z_a)
         z = torch.cat([z_a, z_b])
         h_a = self.dec_A.shared(z)
@@ -213,9 +242,8 @@ class XGAN(TranslationModule):
 
     def generator_losses(self, v: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         h = self.hparams
-        rec = F.l1_loss if h.rec_loss == "l1" else F.mse_loss
-        losses = {"rec_A": h.rec_w * rec(v["rec_A"].float(), v["real_A"].float()),
-                  "rec_B": h.rec_w * rec(v["rec_B"].float(), v["real_B"].float())}
+        losses = {"rec_A": h.rec_w * distance(v["rec_A"], v["real_A"], h.rec_loss),
+                  "rec_B": h.rec_w * distance(v["rec_B"], v["real_B"], h.rec_loss)}
         if h.dann_w > 0:
             losses["dann"] = h.dann_w * self.dann_loss(v, self.grl())
         if h.sem_w > 0:
