@@ -99,16 +99,21 @@ class _PeakMemory:
     resident set over the window (Linux: the VmHWM high-water mark, reset at start() through
     /proc/self/clear_refs; no sampling thread to compete with the step) less its size before the
     model and data were built (``baseline``): what building and training the config added. NaN where
-    the kernel offers neither."""
+    the kernel offers neither, and on a CPU unless ``cpu`` (the timed windows: their CPU column comes
+    from the fresh-process probe, :meth:`Run.probe`)."""
 
-    def __init__(self):
+    def __init__(self, cpu: bool = False):
         self.peak_mib = float("nan")
-        self.baseline = _proc_status("VmRSS")
+        self.cpu = cpu
+        self._reset = False
+        self.baseline = _proc_status("VmRSS") if cpu else float("nan")
 
     def start(self, device: torch.device) -> None:
         self.device = torch.device(device)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+            return
+        if not self.cpu:
             return
         try:
             with open("/proc/self/clear_refs", "w") as f:
@@ -280,7 +285,7 @@ class Run:
         model, dm, _ = self.fresh()
         loop = BareLoop(model, dm, self.a.device, "32-true")
         loop.run(1)
-        memory = _PeakMemory()
+        memory = _PeakMemory(cpu=True)
         memory.baseline = baseline
         memory.start(loop.device)
         with FlopCount() as counter:

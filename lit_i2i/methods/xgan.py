@@ -48,10 +48,11 @@ layer on its own (e1's, then e2's, as the reimplementation's separate calls), so
 shared layers' BatchNorm normalises each domain by its own batch statistics, and their running
 averages (used at test time) mix both domains; ``joint`` concatenates the two domains before the
 shared layers (one BatchNorm batch of the mixture, the same statistics as at test time). ``joint`` was
-this module's default until 2026-12-02: at the built-in street-digits -> digits size it keeps the
-autoencoders from reconstructing (the GAN term alone, 300 iterations: rec_B 0.33-0.38 joint vs 0.12-0.13
-domain; with joint BatchNorm the domain classifier also wins outright, loss near 0, with spikes above 20
-when the reversed gradient flips it) and the translations sat at chance.
+this module's default until 2026-12-02: at the built-in street-digits -> digits size (then with the
+per-element mean losses) it kept the B autoencoder from reconstructing (the GAN term alone, 300
+iterations: rec_B mean squared error 0.33-0.38 joint vs 0.12-0.13 domain; the batch mean image scores
+0.11), and the domain classifier won outright (loss near 0, with spikes above 20 when the reversed
+gradient flipped it; about log 2 with per-domain batches).
 
 Inference: ``translate(x, direction, mode=None)``; ``mode="neighbours"`` returns, for each input, its
 nearest image (cosine distance of the embeddings) in a bank of the other domain set by
