@@ -467,3 +467,13 @@ def test_batchnorm_batches_per_domain_in_training():
     assert not torch.allclose(joint.encode(a, b)[0], joint.enc_A(a), atol=1e-3)
     with pytest.raises(ValueError, match="bn_batches"):
         XGAN(**TINY, bn_batches="mixed")
+
+
+def test_norm_distances_and_their_gradient_at_zero():
+    from lit_i2i.methods.xgan import distance
+
+    x, y = torch.tensor([[3.0, 4.0], [0.0, 0.0]], requires_grad=True), torch.zeros(2, 2)
+    assert float(distance(x, y, "l2norm")) == pytest.approx(2.5)  # (5 + 0) / 2
+    assert float(distance(x, y, "l1norm")) == pytest.approx(3.5)  # (7 + 0) / 2
+    distance(x, y, "l2norm").backward()
+    assert torch.isfinite(x.grad).all() and torch.equal(x.grad[1], torch.zeros(2))
