@@ -77,6 +77,9 @@ class SinglePair(FileDataModule):
             spec = self.a if domain == "A" else self.b
             img, path = load_named_image(spec, self.channels, f"data.{domain.lower()}")
             img = v2.functional.resize(img, self._target(*img.shape[-2:]), antialias=True)
+            if self.crop is not None and self.crop > min(img.shape[-2:]):
+                raise UserError(f"data.crop ({self.crop}) is larger than {path} at its loaded size "
+                                f"{img.shape[-1]}x{img.shape[-2]} (keep_aspect); lower data.crop or data.size")
             return ImageListSource([img], [path])
         return self.cached(("image", domain), make)
 

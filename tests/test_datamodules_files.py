@@ -680,6 +680,8 @@ def test_single_pair_bad_input(tmp_path):
         SinglePair(steps_per_epoch=0).check()
     with raises_naming("data.crop"):
         SinglePair(size=24, crop=32).check()
+    with raises_naming("data.crop", "chelsea"):  # 451x300 kept at 24 px: 24x16
+        SinglePair(size=24, crop=20, keep_aspect=True).check()
 
 
 def test_single_pair_random_crops_for_training_whole_images_for_evaluation():

@@ -99,21 +99,20 @@ class _PeakMemory:
     resident set over the window (Linux: the VmHWM high-water mark, reset at start() through
     /proc/self/clear_refs; no sampling thread to compete with the step) less its size before the
     model and data were built (``baseline``): what building and training the config added. NaN where
-    the kernel offers neither, and on a CPU unless ``cpu`` (the timed windows: their CPU column comes
-    from the fresh-process probe, :meth:`Run.probe`)."""
+    the kernel offers neither, and on a CPU without a ``baseline`` (the timed windows: their CPU
+    column comes from the fresh-process probe, :meth:`Run.probe`)."""
 
-    def __init__(self, cpu: bool = False):
+    def __init__(self, baseline: float | None = None):
         self.peak_mib = float("nan")
-        self.cpu = cpu
+        self.baseline = baseline
         self._reset = False
-        self.baseline = _proc_status("VmRSS") if cpu else float("nan")
 
     def start(self, device: torch.device) -> None:
         self.device = torch.device(device)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
             return
-        if not self.cpu:
+        if self.baseline is None:
             return
         try:
             with open("/proc/self/clear_refs", "w") as f:
@@ -125,7 +124,7 @@ class _PeakMemory:
     def stop(self) -> None:
         if self.device.type == "cuda":
             self.peak_mib = torch.cuda.max_memory_allocated(self.device) / 2**20
-        elif self._reset and self.baseline == self.baseline:
+        elif self._reset and self.baseline == self.baseline:  # NaN: no /proc
             self.peak_mib = max(0.0, _proc_status("VmHWM") - self.baseline) / 2**20
 
 
@@ -285,8 +284,7 @@ class Run:
         model, dm, _ = self.fresh()
         loop = BareLoop(model, dm, self.a.device, "32-true")
         loop.run(1)
-        memory = _PeakMemory(cpu=True)
-        memory.baseline = baseline
+        memory = _PeakMemory(baseline)
         memory.start(loop.device)
         with FlopCount() as counter:
             loop.run(1)
