@@ -4,6 +4,7 @@ draw the README's figure (``docs/quickstart.png``): real A test digits, each see
     python experiments/quickstart_seeds.py                         # seeds 0-4 into runs/quickstart_seeds
     python experiments/quickstart_seeds.py --seeds 0,1 --threads 1 --out runs/qs1
     python experiments/quickstart_seeds.py --figure docs/quickstart.png   # also write the figure
+    python experiments/quickstart_seeds.py --out runs/qs_id0 -- --model.init_args.lambda_identity 0  # a variant
 
 Each seed is ``lit-i2i fit --config experiments/quickstart.yaml --seed_everything K`` (run in a child
 process with ``--threads`` torch threads, as a user's machine would: the float sums, and so a GAN's
@@ -27,16 +28,17 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def train(seed: int, out: Path, threads: int) -> dict:
+def train(seed: int, out: Path, threads: int, config: str = "experiments/quickstart.yaml",
+          overrides: list[str] = ()) -> dict:
     run = out / f"seed{seed}"
     if (run / "metrics.json").is_file():
         print(f"[seed {seed}] reusing {run}", flush=True)
     else:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
                "WANDB_MODE": os.environ.get("WANDB_MODE", "disabled")}
-        cmd = ["lit-i2i", "fit", "--config", "experiments/quickstart.yaml", "--seed_everything", str(seed),
+        cmd = ["lit-i2i", "fit", "--config", config, "--seed_everything", str(seed),
                "--trainer.default_root_dir", str(run), "--trainer.logger", "false",
-               "--trainer.enable_progress_bar", "false"]
+               "--trainer.enable_progress_bar", "false", *overrides]
         print(f"[seed {seed}] {' '.join(cmd)}", flush=True)
         t0 = time.time()
         with open(out / f"seed{seed}.log", "w") as log:
@@ -71,11 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--out", default="runs/quickstart_seeds")
     ap.add_argument("--figure", default=None, help="write the seeds' translations here (e.g. docs/quickstart.png)")
+    ap.add_argument("--config", default="experiments/quickstart.yaml")
+    ap.add_argument("overrides", nargs="*", help="after --: options passed to every `lit-i2i fit`")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s]
     out = ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
-    accs = {s: train(s, out, args.threads)["acc_AtoB"] for s in seeds}
+    accs = {s: train(s, out, args.threads, args.config, args.overrides)["acc_AtoB"] for s in seeds}
     print("acc_AtoB: " + ", ".join(f"seed {s} {v:.3f}" for s, v in accs.items()))
     if args.figure:
         figure(out, seeds, Path(args.figure))
