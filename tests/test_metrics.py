@@ -225,6 +225,22 @@ def test_attribute_probability_and_success(tmp_path):
     assert res["attr_success_AtoB"] > 0.95
 
 
+def test_domain_rate_counts_outputs_called_the_target_domain(tmp_path):
+    from lit_i2i.metrics.classifier import domain_net, domain_pair
+
+    assert domain_net("digits", "colored-digits") == domain_net("colored-digits", "digits")
+    assert domain_pair(domain_net("digits", "colored-digits")) == ("colored-digits", "digits")
+    for bad in (("digits", "digits"), ("digits", "mnist")):
+        with pytest.raises(UserError, match="two different built-in domains"):
+            domain_net(*bad)
+    dm = BuiltinDigits(a="digits", b="colored-digits")
+    res = evaluate_model(Identity(), dm, ["domain_rate"], ["AtoB", "BtoA"], max_samples=60, cache_dir=str(tmp_path))
+    assert res["domain_rate_AtoB"] < 0.05 and res["domain_rate_BtoA"] < 0.05, res  # an unchanged input stays its domain
+    bank, _ = _images("colored-digits")
+    res = evaluate_model(RandomImages(bank), dm, ["domain_rate"], ["AtoB"], max_samples=60, cache_dir=str(tmp_path))
+    assert res["domain_rate_AtoB"] > 0.95, res
+
+
 # ------------------------------------------------------------------------------------- clustering
 def test_clustering_scores_are_invariant_to_a_permutation_of_cluster_ids():
     true = np.repeat(np.arange(5), 20)

@@ -220,3 +220,31 @@ def test_every_shipped_table_dry_runs_real_and_proxy(table, tmp_path, cli_env, c
     for c in spec["columns"]:  # every paper value belongs to a row of the table
         assert set(c.get("paper") or {}) <= {r["name"] for r in spec["rows"]}
     assert "lit-i2i fit --config" in capsys.readouterr().out
+
+
+def test_ost_figure3_rows_resolve_and_the_proxy_reads_built_in_data_with_the_b_rate(tmp_path, cli_env, capsys):
+    """OST Figure 3 at one sample (the old one_shot_comparison.py's figure3 rows): every run's ``lit-i2i fit``
+    arguments resolve (``--print_config``); the real baselines train on ONE MNIST image against SVHN, the proxy's on
+    built-in digits -> colored digits; the OST rows start from the shared Phase I; the proxy adds the B rate."""
+    from lit_i2i.cli import main
+
+    spec = R.load_table("experiments/tables/ost_figure3_m2s.yaml")
+    for proxy in (False, True):
+        runs = R.plan(spec, tmp_path / str(proxy), proxy=proxy)
+        assert sorted({r.row for r in runs}) == ["cyclegan1", "ost", "ost_nosb", "phase1", "unit1"]
+        for r in runs:
+            if r.seed not in (None, 0):
+                continue
+            with pytest.raises(SystemExit) as e:
+                main([*r.fit_argv(), "--print_config"])
+            assert e.value.code in (0, None), r.key
+            data = yaml.safe_load(capsys.readouterr().out)["data"]
+            args = data["init_args"]
+            assert data["class_path"] == "datamodules.oneshot.OneShot", r.key
+            if proxy:
+                assert (args["a_builtin"], args["b_builtin"]) == ("digits", "colored-digits"), r.key
+            else:
+                assert (args["a_dataset"], args["b_dataset"], args["a_builtin"]) == ("mnist", "svhn", None), r.key
+            if r.in_table:
+                assert r.evaluate["metrics"] == (["acc", "domain_rate"] if proxy else ["acc"]), r.key
+            assert r.needs == (["phase1"] if r.row.startswith("ost") else []), r.key

@@ -23,6 +23,12 @@ or another seed is asked for) it trains one into ``~/.cache/lit_i2i/classifiers`
 Shipped test accuracies (seed 0): digits 0.9972, colored-digits 0.9875 (colored and accessory
 renders), accessory 1.0000 (360 or 720 test images; see each file's ``info``).
 
+Domain classifiers (``domain_rate``, the one-shot benchmark's "B rate"): :func:`domain_net` names a
+2-class network of the same architecture for two built-in domains X < Y (sorted), class 0 = X, 1 = Y,
+``domain-X-vs-Y``; trained on both domains' training digits (render seed 0) with the same jitter and
+noise (so that neither domain is told by the rendering noise alone), never shipped: the first use
+trains it into the cache (seconds).
+
 ``.features(x)`` is the 64-d penultimate layer (after ReLU); ``forward(x)`` the logits. Inputs are
 float NCHW in [-1, 1], 3 channels (1 channel is repeated), any size (resized to 32x32). Feature values
 are unnormalised activations, so ``fid_digits``/``kid_digits`` have their own scale: compare them
@@ -68,8 +74,48 @@ RECIPES = {
 }
 
 
+DOMAIN_PREFIX = "domain-"
+
+
+def domain_net(x: str, y: str) -> str:
+    """The name of the A-vs-B domain classifier of built-in domains ``x`` and ``y`` (order-free)."""
+    from datamodules.builtin import DOMAINS
+
+    bad = [d for d in (x, y) if d not in DOMAINS]
+    if bad or x == y:
+        raise UserError(f"a domain classifier needs two different built-in domains ({', '.join(DOMAINS)}); "
+                        f"got {x!r} and {y!r}")
+    return DOMAIN_PREFIX + "-vs-".join(sorted((x, y)))
+
+
+def domain_pair(net: str) -> tuple[str, str] | None:
+    """(class-0 domain, class-1 domain) of a :func:`domain_net` name, else None."""
+    if not net.startswith(DOMAIN_PREFIX) or "-vs-" not in net:
+        return None
+    x, _, y = net[len(DOMAIN_PREFIX):].partition("-vs-")
+    return x, y
+
+
+def recipe(net: str) -> dict:
+    """The training recipe of ``net``: :data:`RECIPES`, or a domain classifier's."""
+    pair = domain_pair(net)
+    if pair is not None:
+        domain_net(*pair)  # validates
+        return {"domains": {pair[0]: [0], pair[1]: [0]}, "repeats": 1, "epochs": 3, "classes": 2}
+    if net not in RECIPES:
+        raise UserError(f"unknown digit classifier {net!r}; choose one of {', '.join(RECIPES)}")
+    return RECIPES[net]
+
+
+def num_classes(net: str) -> int:
+    return 2 if domain_pair(net) is not None else NUM_CLASSES[net]
+
+
 def data_version(net: str) -> str:
     """The rendering version a network's weights depend on (its files are keyed by it)."""
+    pair = domain_pair(net)
+    if pair is not None:
+        return "".join(sorted({data_version(d if d == "street-digits" else "digits") for d in pair}))
     if net in REAL:
         return "real1"
     return f"s{STREET_VERSION}" if net == "street-digits" else DATA_VERSION
@@ -126,8 +172,7 @@ def labelled_set(net: str, split: str, seeds: dict[str, list[int]] | None = None
     Test: every domain of the recipe rendered with seed 0 on ``indices("all", "test")``; a real
     dataset's own split read from ``root``.
     """
-    if net not in RECIPES:
-        raise UserError(f"unknown digit classifier {net!r}; choose one of {', '.join(RECIPES)}")
+    rec = recipe(net)
     if net in REAL:
         from datamodules.digit_datasets import labelled_arrays
 
@@ -136,7 +181,8 @@ def labelled_set(net: str, split: str, seeds: dict[str, list[int]] | None = None
         x, y = labelled_arrays(net, root, split, option="--root", fetch="--download")
         return x.contiguous(), y
     if seeds is None:
-        seeds = RECIPES[net]["domains"] if split == "train" else {d: [0] for d in RECIPES[net]["domains"]}
+        seeds = rec["domains"] if split == "train" else {d: [0] for d in rec["domains"]}
+    pair = domain_pair(net)
     xs, ys = [], []
     for domain, domain_seeds in seeds.items():
         idx = indices("all", split, domain)
@@ -144,6 +190,8 @@ def labelled_set(net: str, split: str, seeds: dict[str, list[int]] | None = None
             img, label, _ = render(domain, idx, seed=s)
             if net == "accessory":
                 label = torch.full_like(label, ATTRIBUTE_NET_FOR[domain][1])
+            elif pair is not None:
+                label = torch.full_like(label, pair.index(domain))
             xs.append(img)
             ys.append(label)
     return torch.cat(xs), torch.cat(ys)
@@ -181,14 +229,13 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 def train_digit_classifier(net: str, seed: int = 0, epochs: int | None = None, verbose: bool = True,
                            root: str | Path | None = None) -> tuple[DigitClassifier, dict]:
     """Train one classifier from scratch, deterministically; returns (model, info with test accuracy)."""
-    if net not in RECIPES:
-        raise UserError(f"unknown digit classifier {net!r}; choose one of {', '.join(RECIPES)}")
-    recipe = RECIPES[net]
-    epochs = recipe["epochs"] if epochs is None else epochs
+    rec = recipe(net)
+    epochs = rec["epochs"] if epochs is None else epochs
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # results independent of the core count, and no thread contention on busy CPUs
     try:
-        return _train(net, recipe, seed, epochs, verbose, root)
+        with torch.enable_grad():  # also when called from an evaluation (no_grad) that needs it first
+            return _train(net, rec, seed, epochs, verbose, root)
     finally:
         torch.set_num_threads(threads)
 
@@ -201,7 +248,7 @@ def _train(net: str, recipe: dict, seed: int, epochs: int, verbose: bool,
     x, y = labelled_set(net, "train", root=root)
     x = x.repeat(recipe["repeats"], 1, 1, 1)
     y = y.repeat(recipe["repeats"])
-    model = DigitClassifier(NUM_CLASSES[net])
+    model = DigitClassifier(num_classes(net))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     bs = 128
     steps = epochs * ((len(x) + bs - 1) // bs)
@@ -249,7 +296,7 @@ def save_classifier(model: DigitClassifier, info: dict, path: str | Path) -> Pat
 def _load_file(path: Path, net: str) -> DigitClassifier:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     info = blob["info"]
-    model = DigitClassifier(NUM_CLASSES[net])
+    model = DigitClassifier(num_classes(net))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
     model.eval().requires_grad_(False)
     model.info = info
@@ -260,8 +307,9 @@ def _load_file(path: Path, net: str) -> DigitClassifier:
 
 def classifier_path(net: str, seed: int = 0, train_if_missing: bool = True) -> Path:
     """The weights file of ``net`` for this DATA_VERSION: the shipped asset, else the cache, else trained now."""
-    if net not in NUM_CLASSES:
+    if net not in NUM_CLASSES and domain_pair(net) is None:
         raise UserError(f"unknown digit classifier {net!r}; choose one of {', '.join(NUM_CLASSES)}")
+    recipe(net)  # validates a domain classifier's name
     name = asset_name(net, seed)
     for folder in (ASSETS, cache_root() / "classifiers"):
         if (folder / name).is_file():

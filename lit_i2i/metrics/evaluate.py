@@ -28,6 +28,9 @@ mfid_digits     target domain
 acc             same classifier       (translation accuracy vs source labels)
 attr_prob,      binary attribute
 attr_success    classifier
+domain_rate     A-vs-B domain         share of outputs the classifier calls the target domain
+                classifier            (built-in domains; ``domain-X-vs-Y`` of ``metrics/classifier.py``;
+                                      the one-shot benchmark's "B rate")
 content, style  VGG (ImageNet)        (``vgg_weights: random``: a seeded random VGG, stand-ins)
 psnr, ssim,     - / - / AlexNet       (paired data only; lpips skipped with a note offline)
 lpips           LPIPS
@@ -75,7 +78,7 @@ from lit_i2i.metrics.cache import FeatureCache, fingerprint
 METRICS = {
     "fid": "inception", "kid": "inception", "mfid": "inception",
     "fid_digits": "digits", "kid_digits": "digits", "mfid_digits": "digits", "acc": "digits",
-    "attr_prob": "attribute", "attr_success": "attribute",
+    "attr_prob": "attribute", "attr_success": "attribute", "domain_rate": "domain",
     "content": "vgg", "style": "vgg",
     "psnr": "paired", "ssim": "paired", "lpips": "paired",
     "ssim_input": "input", "l1_input": "input",
@@ -184,6 +187,7 @@ class DirectionPlan:
     tgt: str
     digit_net: str | None = None          # built-in classifier name or 'pkg.mod:factory'
     attribute: tuple[str, int, int | None] | None = None  # (classifier, target class, column of a multi-label head)
+    domain: tuple[str, int] | None = None  # (domain classifier, the target domain's class)
 
 
 class ModuleExtractor(torch.nn.Module):
@@ -296,6 +300,16 @@ class Evaluator:
                         f"pass --metrics.attribute_classifier '{{\"{d}\": \"package.module:factory@CLASS\"}}' "
                         "(CLASS: the class meaning 'is the target domain'; for a multi-label head add the "
                         "attribute's column: 'package.module:factory#COLUMN@CLASS')")
+            if "domain" in self.needs:
+                from lit_i2i.metrics.classifier import domain_net, domain_pair
+
+                names = domain_name(dm, src), target
+                try:
+                    net = domain_net(*names)
+                except UserError:
+                    raise UserError(f"domain_rate of {d} needs two built-in domains (a classifier of the pair is "
+                                    f"trained for them); this data's are {names[0]!r} and {names[1]!r}") from None
+                p.domain = (net, domain_pair(net).index(target))
             if "paired" in self.needs:
                 na, nb = len(dm.eval_dataset(src, self.split)), len(dm.eval_dataset(tgt, self.split))
                 if na != nb:
@@ -440,6 +454,8 @@ class Evaluator:
                 out.update({f"{key}/{k}": v.float() for k, v in self._net(key, device)(y).items()})
             if p.attribute is not None:
                 out["attribute/logits"] = self._net(p.attribute[0], device)(y)["logits"].float()
+            if p.domain is not None:
+                out["domain/pred"] = self._net(p.domain[0], device)(y)["logits"].argmax(1)
             if "vgg" in self.needs:
                 vgg = self._net("vgg", device)
                 fy, grams = vgg_content_and_grams(vgg, y)
@@ -532,6 +548,8 @@ class Evaluator:
                 res[f"attr_prob_{d}"] = prob
             if "attr_success" in self.metrics:
                 res[f"attr_success_{d}"] = success
+        if p.domain is not None:
+            res[f"domain_rate_{d}"] = float((fake["domain/pred"] == p.domain[1]).double().mean())
         if "content" in self.metrics:
             res[f"content_{d}"] = float(fake["content"].mean())
         if "style" in self.metrics:
