@@ -101,7 +101,7 @@ def recipe(net: str) -> dict:
     pair = domain_pair(net)
     if pair is not None:
         domain_net(*pair)  # validates
-        return {"domains": {pair[0]: [0], pair[1]: [0]}, "repeats": 1, "epochs": 3, "classes": 2}
+        return {"domains": {pair[0]: [0], pair[1]: [0]}, "repeats": 1, "epochs": 3}
     if net not in RECIPES:
         raise UserError(f"unknown digit classifier {net!r}; choose one of {', '.join(RECIPES)}")
     return RECIPES[net]
@@ -307,9 +307,7 @@ def _load_file(path: Path, net: str) -> DigitClassifier:
 
 def classifier_path(net: str, seed: int = 0, train_if_missing: bool = True) -> Path:
     """The weights file of ``net`` for this DATA_VERSION: the shipped asset, else the cache, else trained now."""
-    if net not in NUM_CLASSES and domain_pair(net) is None:
-        raise UserError(f"unknown digit classifier {net!r}; choose one of {', '.join(NUM_CLASSES)}")
-    recipe(net)  # validates a domain classifier's name
+    recipe(net)  # validates the name (RECIPES holds every net of NUM_CLASSES)
     name = asset_name(net, seed)
     for folder in (ASSETS, cache_root() / "classifiers"):
         if (folder / name).is_file():
