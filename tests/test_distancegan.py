@@ -252,3 +252,38 @@ def test_cli_celeba_disco_config_on_a_generated_celeba(tmp_path, cli_env):
                        "--model.init_args.max_items", "8", "--trainer.max_steps", "3", "--metrics.metrics", "[]",
                        *TINY_CLI)
     assert state["global_step"] == 3
+
+
+def test_assumption_score_known_answers():
+    """experiments/distancegan/assumption.py: the loss and correlation of known mappings."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("assumption", ROOT / "experiments" / "distancegan" / "assumption.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    x = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    stats = mod.statistics(x, 1, 900)
+    loss, corr = mod.score(x, x, stats, stats, 4)  # the identity with equal statistics: no loss, corr 1
+    assert loss == pytest.approx(0.0, abs=1e-6) and corr == pytest.approx(1.0)
+    # an affine change of the distances that the statistics undo: G(x) = 2x measured against 2x's statistics
+    loss, corr = mod.score(x, 2 * x, stats, mod.statistics(2 * x, 1, 900), 4)
+    assert loss == pytest.approx(0.0, abs=1e-5) and corr == pytest.approx(1.0)
+    # the distance of the items of 2 images: sigma shrinks against single images (the CycleGAN-arch unit)
+    assert mod.statistics(x, 2, 900)[1] < stats[1]
+    # a pair of known distances: x0, x1 at mean |.| 1 apart, standardised by (0, 1) -> loss |1 - 0| = 1
+    a = torch.stack([torch.zeros(1, 2, 2), torch.ones(1, 2, 2)])
+    assert mod.score(a, a * 0, (0.0, 1.0), (0.0, 1.0), 2)[0] == pytest.approx(1.0)
+    with pytest.raises(SystemExit, match="batch_size"):
+        mod.main(["--batch_size", "1"])
+
+
+def test_norm_d_option():
+    """nets: current takes CycleGAN's norm_D (no InstanceNorm in D); the 2017 nets refuse another one."""
+    m = DistanceGAN(nets="current", netG="resnet", ngf=8, n_blocks=1, netD="n_layers", n_layers_D=2, ndf=8,
+                    norm_D="none")
+    assert not any(isinstance(x, nn.InstanceNorm2d) for x in m.netD_A.modules())
+    assert any(isinstance(x, nn.InstanceNorm2d) for x in m.netG_A.modules())
+    with pytest.raises(ValueError, match="norm_D"):
+        DistanceGAN(nets="2017", norm_D="none")

@@ -289,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: OpenMP threads spin on a busy shared CPU)")
     ap.add_argument("--out", default="runs/one_shot_comparison")
     args = ap.parse_args(argv)
+    from lit_i2i.cli import quiet_console
+
+    quiet_console()  # no litlogger tip or LeafSpec warning from the plain Trainers below
     torch.set_num_threads(args.threads)
     pairs = [p.strip() for p in args.pair.split(",") if p.strip()]
     rows = [r.strip() for r in args.rows.split(",")] if args.rows else list(TABLES[args.table])

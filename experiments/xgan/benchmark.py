@@ -257,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/xgan_benchmark")
     args = ap.parse_args(argv)
+    from lit_i2i.cli import quiet_console
+
+    quiet_console()  # no litlogger tip or LeafSpec warning from the plain Trainers below
     args.rows = [r for r in args.rows.split(",") if r]
     unknown = [r for r in args.rows if r not in ROWS]
     if unknown:

@@ -26,7 +26,8 @@ without it), on rank 0 and broadcast under DDP.
 optimizers): G_A: A -> B, G_B: B -> A, resnet_9blocks, 70x70 PatchGANs, LSGAN, pool 50, batch 2,
 Adam(2e-4, 0.5) with the linear 100 + 100 epoch policy; ``nets: "2017"`` (default) builds the 2017
 CycleGAN networks the DistanceGAN repository ships (``nets/distancegan.py``: zero padding, affine
-InstanceNorm; 11,388,675 / 2,766,529 parameters), ``nets: current`` the suite's CycleGAN nets.
+InstanceNorm; 11,388,675 / 2,766,529 parameters), ``nets: current`` the suite's CycleGAN nets (with
+CycleGAN's ``norm_D`` option, e.g. ``none`` for discriminators without InstanceNorm; not an official flag).
 
 | term | formula | weight (default) |
 |---|---|---|
@@ -279,17 +280,20 @@ class DistanceGAN(DistancePreservation, CycleGAN):
                  lambda_distance_B: float = 1.0, use_self_distance: bool = False, unnormalized_distances: bool = False,
                  max_items: int = 900, pool_size: int = 50, lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999,
                  lr_policy: str = "linear", n_epochs: int = 100, n_epochs_decay: int = 100, lr_interval: str = "epoch",
-                 ema_decay: float | None = None):
+                 ema_decay: float | None = None, norm_D: str | None = None):
         if nets not in ("2017", "current"):
             raise ValueError(f"nets must be '2017' (the DistanceGAN repository's) or 'current', got {nets!r}")
         if nets == "2017" and norm != "instance":
             raise ValueError("nets: '2017' is the instance-norm version of the 2017 networks; use nets: current for "
                              f"norm {norm!r}")
+        if nets == "2017" and norm_D not in (None, "instance"):
+            raise ValueError("nets: '2017' has instance-norm discriminators; use nets: current for norm_D "
+                             f"{norm_D!r}")
         super().__init__(netG=netG, netD=netD, ngf=ngf, ndf=ndf, n_layers_D=n_layers_D, n_blocks=n_blocks,
                          n_down=n_down, norm=norm, init_type=init_type, init_gain=init_gain, in_ch=in_ch, out_ch=out_ch,
                          gan_mode=gan_mode, lambda_A=lambda_A, lambda_B=lambda_B, lambda_identity=0.0,
                          pool_size=pool_size, lr=lr, beta1=beta1, beta2=beta2, lr_policy=lr_policy, n_epochs=n_epochs,
-                         n_epochs_decay=n_epochs_decay, lr_interval=lr_interval, ema_decay=ema_decay)
+                         n_epochs_decay=n_epochs_decay, lr_interval=lr_interval, ema_decay=ema_decay, norm_D=norm_D)
         self.init_distance()
         self.one_sided_directions(use_cycle_loss)
 
