@@ -228,6 +228,8 @@ def run_pair(pair: str, rows: list[str], args, out: Path) -> dict:
     for s, idx in zip(seed_ids, samples):
         line = []
         for r in rows:
+            if args.init_seed is not None:  # each row's random init from its own seed, not from the previous row's state
+                pl.seed_everything(args.init_seed + s, verbose=False)
             model, iters = make_model(r, args, phase1_ckpt)
             augment = OST_ROWS[r]["augment"] if r in OST_ROWS else True
             secs, _ = fit(model, data(pair, idx, args, augment), iters, out / f"seed{s}", seed=s)
@@ -285,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline_ngf", type=int, default=8,
                     help="UNIT / CycleGAN generator width (their layouts: ~137k / ~139k parameters at 8)")
     ap.add_argument("--ndf", type=int, default=16, help="discriminator width of every method")
+    ap.add_argument("--init_seed", type=int, default=None,
+                    help="seed each row's model construction with INIT_SEED + seed (default: not reseeded, so a "
+                         "baseline's random init is the state the previous row's run left)")
     ap.add_argument("--phase1_ckpt", default=None, help="reuse this OST Phase I checkpoint (one pair only)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: OpenMP threads spin on a busy shared CPU)")
     ap.add_argument("--out", default="runs/one_shot_comparison")
