@@ -23,7 +23,9 @@ protocol in words, and lists:
 - ``proxy``: the same table on built-in data at CPU size: its own ``seeds``, ``overrides`` for every
   row, per-row ``config`` / ``overrides`` / ``evaluate`` replacements (``rows: {name: {...}}``), and
   ``skip``: the rows that have no built-in stand-in. A proxy row with its own ``config`` does not
-  inherit the row's ``overrides`` (they are options of the real config).
+  inherit the row's ``overrides`` (they are options of the real config);
+- ``proxies``: more proxies by name (``{NAME: {...}}``, each in the form of ``proxy``), run with
+  ``--proxy NAME`` (plain ``--proxy`` runs ``proxy``), e.g. a harder built-in pair beside the default one.
 
 Every (row, seed) is an ordinary run folder ``OUT/<row>/seed<k>`` (``OUT/<row>`` for a ``once`` row)
 made by ``lit-i2i fit``, so every tool of the suite works on it. A run whose evaluation file exists
@@ -138,6 +140,9 @@ def load_table(path: str | Path) -> dict:
         m = CLAIM.match(c)
         if not m or m.group(1) not in names or m.group(3) not in names:
             raise UserError(f"reproduce: {p}: cannot read the claim {c!r}; write 'ROW_A > ROW_B on KEY' with two row names")
+    if not isinstance(spec.get("proxies") or {}, dict) or not all(
+            isinstance(v, dict) for v in (spec.get("proxies") or {}).values()):
+        raise UserError(f"reproduce: {p}: 'proxies' must map each proxy's name to a section like 'proxy'")
     spec["_path"] = str(p)
     spec["_id"] = p.stem
     return spec
@@ -170,12 +175,33 @@ def _as_args(overrides: dict, seed, out, folders) -> list[str]:
     return args
 
 
-def plan(spec: dict, out: Path, proxy: bool = False, rows: list[str] | None = None,
+def proxy_section(spec: dict, proxy: bool | str) -> dict:
+    """The proxy section ``proxy`` names: {} for the real table (False), ``proxy`` for True, else
+    ``proxies[proxy]``."""
+    if not proxy:
+        return {}
+    if proxy is True:
+        px = spec.get("proxy")
+        if not px:
+            raise UserError(f"reproduce: {spec['_path']} has no proxy section")
+        return px
+    named = spec.get("proxies") or {}
+    if proxy not in named:
+        have = ", ".join(["(plain --proxy)"] * bool(spec.get("proxy")) + sorted(named)) or "none"
+        raise UserError(f"reproduce --proxy: {spec['_path']} has no proxy named {proxy!r}; it has: {have}")
+    return named[proxy]
+
+
+def proxy_suffix(proxy: bool | str) -> str:
+    """The default output folder's suffix of a proxy: '', '-proxy' or '-proxy-NAME'."""
+    return "" if not proxy else "-proxy" if proxy is True else f"-proxy-{proxy}"
+
+
+def plan(spec: dict, out: Path, proxy: bool | str = False, rows: list[str] | None = None,
          seeds: int | None = None) -> list[Run]:
-    """The runs of a table (rows x seeds), in the order they must run (``once`` rows first)."""
-    px = spec.get("proxy") or {}
-    if proxy and not px:
-        raise UserError(f"reproduce: {spec['_path']} has no proxy section")
+    """The runs of a table (rows x seeds), in the order they must run (``once`` rows first);
+    ``proxy``: True for the table's ``proxy``, a name for one of its ``proxies``."""
+    px = proxy_section(spec, proxy)
     n_seeds = seeds or (px.get("seeds") if proxy else None) or spec.get("seeds", 1)
     seed_args = spec.get("seed_args") or ["--seed_everything", "{seed}"]
     all_rows = {r["name"]: r for r in spec["rows"]}
@@ -314,7 +340,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
 
-def build_table(spec: dict, runs: list[Run], proxy: bool) -> dict:
+def build_table(spec: dict, runs: list[Run], proxy: bool | str) -> dict:
     rows = [r for r in spec["rows"] if r.get("table", True) and not r.get("once")]
     planned = {r.row for r in runs}
     rows = [r for r in rows if r["name"] in planned]
@@ -338,7 +364,7 @@ def build_table(spec: dict, runs: list[Run], proxy: bool) -> dict:
             verdict = "holds" if ok else "does not hold"
         verdicts.append({"claim": claim, "verdict": verdict, "a": va, "b": vb})
     return {"paper": spec["paper"], "table": spec["table"], "protocol": spec.get("protocol", ""),
-            "proxy": proxy, "proxy_protocol": (spec.get("proxy") or {}).get("protocol") if proxy else None,
+            "proxy": proxy, "proxy_protocol": proxy_section(spec, proxy).get("protocol") if proxy else None,
             "rows": [{"name": r["name"], "label": r.get("label", r["name"])} for r in rows],
             "columns": [{k: c.get(k) for k in ("key", "label", "better")} for c in spec["columns"]],
             "cells": cells, "claims": verdicts}
@@ -352,7 +378,8 @@ def table_markdown(t: dict) -> str:
 
     head = ["row"] + [f"{c.get('label') or c['key']} ({'↑' if c.get('better') == 'higher' else '↓'}) ours | paper"
                       for c in t["columns"]]
-    lines = [f"**{t['paper']}**, {t['table']}" + (" — proxy on built-in data" if t["proxy"] else ""), "",
+    lines = [f"**{t['paper']}**, {t['table']}" + (" — proxy on built-in data" if t["proxy"] else "")
+             + (f" ({t['proxy']})" if isinstance(t["proxy"], str) else ""), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * (1 + 2 * len(t["columns"]))]  # ours and paper per column
     for r in t["rows"]:
         out = [r["label"]]
@@ -393,10 +420,11 @@ def reproduce_main(argv: list[str]) -> int:
 
     ap = CommandParser(prog="lit-i2i reproduce", description="Reproduce a paper table from its table file.")
     ap.add_argument("table", help="a table file, e.g. experiments/tables/ost_table1.yaml")
-    ap.add_argument("--proxy", action="store_true", help="the table's proxy: built-in data, CPU-sized")
+    ap.add_argument("--proxy", nargs="?", const=True, default=False, metavar="NAME",
+                    help="the table's proxy: built-in data, CPU-sized; with NAME, one of the table's named proxies")
     ap.add_argument("--rows", default=None, help="comma-separated subset of the rows")
     ap.add_argument("--seeds", type=int, default=None, help="override the number of seeds")
-    ap.add_argument("--out", default=None, help="output folder (default runs/tables/<table>[-proxy])")
+    ap.add_argument("--out", default=None, help="output folder (default runs/tables/<table>[-proxy[-NAME]])")
     ap.add_argument("--dry_run", action="store_true", help="print the runs and their commands, run nothing")
     ap.add_argument("--launcher", default="local", choices=["local", "submitit"])
     ap.add_argument("--no_wandb", action="store_true", help="do not log the table to W&B")
@@ -407,11 +435,11 @@ def reproduce_main(argv: list[str]) -> int:
                         type=int if opt in ("time", "nodes", "gpus_per_node") else str, help=what)
     a = ap.parse_args(argv)
     spec = load_table(a.table)
-    out = Path(a.out or f"runs/tables/{spec['_id']}{'-proxy' if a.proxy else ''}")
+    out = Path(a.out or f"runs/tables/{spec['_id']}{proxy_suffix(a.proxy)}")
     rows = [r.strip() for r in a.rows.split(",") if r.strip()] if a.rows else None
     runs = plan(spec, out, a.proxy, rows, a.seeds)
     if a.dry_run:
-        print(f"{spec['paper']}, {spec['table']}{' (proxy)' if a.proxy else ''}: {len(runs)} runs into {out}")
+        print(f"{spec['paper']}, {spec['table']}{f' ({proxy_suffix(a.proxy)[1:]})' if a.proxy else ''}: {len(runs)} runs into {out}")
         for r in runs:
             state = "changed since it ran" if r.stale() else "done" if r.done else ("resumes" if r.started else "to run")
             print(f"  [{state}] {r.key}: {r.command()}")

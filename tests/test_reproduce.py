@@ -122,6 +122,36 @@ def test_plan_resolves_proxies_shared_runs_and_seeds(tmp_path, capsys):
     assert "[to run] full/seed2: lit-i2i fit --config a.yaml" in out and "4 runs" in out
 
 
+def test_named_proxies(tmp_path, capsys, monkeypatch):
+    """``proxies: {NAME: ...}`` beside ``proxy``: ``--proxy NAME`` plans that one, into its own default folder;
+    an unknown name is one line naming the table and the proxies it has."""
+    from lit_i2i.cli import main
+
+    spec = {"paper": "P", "table": "T", "rows": [{"name": "full", "config": "a.yaml"}],
+            "columns": [{"key": "acc_AtoB"}], "evaluate": {"metrics": ["acc"]},
+            "proxy": {"config": "b.yaml", "seeds": 1},
+            "proxies": {"hard": {"config": "c.yaml", "seeds": 2, "protocol": "the hard pair",
+                                 "overrides": {"data.init_args.b": "street-digits"}}}}
+    p = tmp_path / "t.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    s = R.load_table(p)
+    assert [r.config for r in R.plan(s, tmp_path / "o", proxy=True)] == ["b.yaml"]
+    hard = R.plan(s, tmp_path / "o", proxy="hard")
+    assert [r.key for r in hard] == ["full/seed0", "full/seed1"] and all(r.config == "c.yaml" for r in hard)
+    assert "street-digits" in hard[0].args
+    assert R.build_table(s, hard, "hard")["proxy_protocol"] == "the hard pair"
+    with pytest.raises(UserError, match="no proxy named 'nope'.*plain --proxy.*hard"):
+        R.plan(s, tmp_path / "o", proxy="nope")
+    monkeypatch.chdir(tmp_path)  # the default output folder is relative
+    assert main(["reproduce", str(p), "--proxy", "hard", "--dry_run"]) == 0
+    assert "(proxy-hard): 2 runs into runs/tables/t-proxy-hard" in capsys.readouterr().out
+    assert main(["reproduce", str(p), "--proxy", "nope", "--dry_run"]) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**spec, "proxies": ["hard"]}))
+    with pytest.raises(UserError, match="'proxies' must map"):
+        R.load_table(bad)
+
+
 def test_row_keys_column_scale_proxy_configs_and_missing_classifier_files(tmp_path, monkeypatch):
     spec = {"paper": "P", "table": "T", "seeds": 2,
             "rows": [{"name": "mbu", "config": "real.yaml", "overrides": {"data.init_args.a": "Smiling"},
@@ -217,6 +247,9 @@ def test_every_shipped_table_dry_runs_real_and_proxy(table, tmp_path, cli_env, c
     if spec.get("proxy"):
         assert R.reproduce_main([table, "--dry_run", "--proxy", "--out", str(tmp_path / "proxy")]) == 0
         assert all(Path(r.config).is_file() for r in R.plan(spec, tmp_path / "proxy", proxy=True))
+    for name in spec.get("proxies") or {}:
+        assert R.reproduce_main([table, "--dry_run", "--proxy", name, "--out", str(tmp_path / name)]) == 0
+        assert all(Path(r.config).is_file() for r in R.plan(spec, tmp_path / name, proxy=name))
     for c in spec["columns"]:  # every paper value belongs to a row of the table
         assert set(c.get("paper") or {}) <= {r["name"] for r in spec["rows"]}
     assert "lit-i2i fit --config" in capsys.readouterr().out
@@ -229,7 +262,7 @@ def test_ost_figure3_rows_resolve_and_the_proxy_reads_built_in_data_with_the_b_r
     from lit_i2i.cli import main
 
     spec = R.load_table("experiments/tables/ost_figure3_m2s.yaml")
-    for proxy in (False, True):
+    for proxy in (False, True, "street"):
         runs = R.plan(spec, tmp_path / str(proxy), proxy=proxy)
         assert sorted({r.row for r in runs}) == ["cyclegan1", "ost", "ost_nosb", "phase1", "unit1"]
         for r in runs:
@@ -242,7 +275,8 @@ def test_ost_figure3_rows_resolve_and_the_proxy_reads_built_in_data_with_the_b_r
             args = data["init_args"]
             assert data["class_path"] == "datamodules.oneshot.OneShot", r.key
             if proxy:
-                assert (args["a_builtin"], args["b_builtin"]) == ("digits", "colored-digits"), r.key
+                b = "street-digits" if proxy == "street" else "colored-digits"
+                assert (args["a_builtin"], args["b_builtin"]) == ("digits", b), r.key
             else:
                 assert (args["a_dataset"], args["b_dataset"], args["a_builtin"]) == ("mnist", "svhn", None), r.key
             if r.in_table:
