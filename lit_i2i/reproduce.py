@@ -419,7 +419,7 @@ def reproduce_main(argv: list[str]) -> int:
     from lit_i2i.cli import CommandParser
 
     ap = CommandParser(prog="lit-i2i reproduce", description="Reproduce a paper table from its table file.")
-    ap.add_argument("table", help="a table file, e.g. experiments/tables/ost_table1.yaml")
+    ap.add_argument("table", nargs="?", help="a table file, e.g. experiments/tables/ost_table1.yaml")
     ap.add_argument("--proxy", nargs="?", const=True, default=False, metavar="NAME",
                     help="the table's proxy: built-in data, CPU-sized; with NAME, one of the table's named proxies")
     ap.add_argument("--rows", default=None, help="comma-separated subset of the rows")
@@ -434,6 +434,10 @@ def reproduce_main(argv: list[str]) -> int:
         ap.add_argument(f"--slurm.{opt}", dest=f"slurm_{opt}", default=None,
                         type=int if opt in ("time", "nodes", "gpus_per_node") else str, help=what)
     a = ap.parse_args(argv)
+    if a.table is None and isinstance(a.proxy, str) and a.proxy.endswith((".yaml", ".yml")):
+        a.table, a.proxy = a.proxy, True  # `reproduce --proxy TABLE.yaml`: the flag before the file
+    if a.table is None:
+        raise UserError("reproduce: name a table file, e.g. lit-i2i reproduce experiments/tables/ost_table1_m2s.yaml")
     spec = load_table(a.table)
     out = Path(a.out or f"runs/tables/{spec['_id']}{proxy_suffix(a.proxy)}")
     rows = [r.strip() for r in a.rows.split(",") if r.strip()] if a.rows else None

@@ -146,6 +146,9 @@ def test_named_proxies(tmp_path, capsys, monkeypatch):
     assert main(["reproduce", str(p), "--proxy", "hard", "--dry_run"]) == 0
     assert "(proxy-hard): 2 runs into runs/tables/t-proxy-hard" in capsys.readouterr().out
     assert main(["reproduce", str(p), "--proxy", "nope", "--dry_run"]) == 2
+    assert main(["reproduce", "--proxy", str(p), "--dry_run"]) == 0  # the flag before the file: the plain proxy
+    assert "(proxy): 1 runs into runs/tables/t-proxy" in capsys.readouterr().out
+    assert main(["reproduce", "--dry_run"]) == 2
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**spec, "proxies": ["hard"]}))
     with pytest.raises(UserError, match="'proxies' must map"):
