@@ -86,3 +86,12 @@ def test_cli_built_in_config_runs(tmp_path, cli_env):
                           "--trainer.enable_progress_bar", "false", "--metrics.metrics", "[cls_acc]",
                           "--metrics.max_samples", "20", "--data.init_args.train_limit", "16")
     assert state["global_step"] == 4 and state["iteration"] == 2
+
+
+def test_unlabelled_source_is_one_clear_error_checked_on_the_first_batch():
+    from lit_i2i.errors import UserError
+
+    m = UNITDomainAdaptation(**TINY)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with pytest.raises(UserError, match="domain A must be labelled"):
+        m.training_step({"A": x, "B": x, "A_label": torch.tensor([3, -1])}, 0)

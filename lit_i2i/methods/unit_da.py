@@ -123,9 +123,11 @@ class UNITDomainAdaptation(TranslationModule):
     def training_step(self, batch, batch_idx):
         h = self.hparams
         a, b, labels = batch["A"], batch["B"], torch.as_tensor(batch["A_label"], device=self.device).long()
-        if (labels < 0).any():
-            raise UserError("UNIT domain adaptation trains its classifier on the source labels: domain A must be "
-                            "labelled (a digit dataset or a built-in digit domain)")
+        if not getattr(self, "_labels_checked", False):  # once a fit: the check syncs with the device
+            self._labels_checked = True
+            if (labels < 0).any():
+                raise UserError("UNIT domain adaptation trains its classifier on the source labels: domain A must "
+                                "be labelled (a digit dataset or a built-in digit domain)")
         if h.invert_b:
             flip = (torch.rand(b.shape[0], 1, 1, 1, device=b.device) < 0.5).to(b.dtype)
             b = b * (1 - 2 * flip)
