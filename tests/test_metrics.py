@@ -617,6 +617,11 @@ def _script_main(mode: str, out: str) -> list[dict]:
 
 if __name__ == "__main__":
     _script_main(sys.argv[1], sys.argv[2])
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # an explicit teardown: left to interpreter exit, gloo's threads sometimes abort the process after the work
+        # is done ("terminate called without an active exception", exit status != 0)
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 # ------------------------------------------------------------------------------------- review fixes
