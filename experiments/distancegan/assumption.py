@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import torch  # noqa: E402
 
 from datamodules.builtin import indices, render  # noqa: E402
-from lit_i2i.methods.distancegan import distance_statistics, pair_distances  # noqa: E402
+from lit_i2i.methods.distancegan import distance_gap, distance_statistics, pair_distances  # noqa: E402
 
 #: (source domain, target domain) of the built-in pairs whose true translation the renderer knows
 PAIRS = (("digits", "colored-digits"), ("no-accessory", "accessory"))
@@ -53,11 +53,10 @@ def statistics(x: torch.Tensor, item: int, max_items: int) -> tuple[float, float
 
 def score(x: torch.Tensor, y: torch.Tensor, stats_a, stats_b, batch: int) -> tuple[float, float]:
     """(mean L_dist over consecutive batches, corr of the pair distances) of the mapping x -> y."""
-    (mu_a, sd_a), (mu_b, sd_b) = stats_a, stats_b
     losses, da, db = [], [], []
     for s in range(0, len(x) - batch + 1, batch):
         a, b = pair_distances(x[s:s + batch]), pair_distances(y[s:s + batch])
-        losses.append(float(((a - mu_a) / sd_a - (b - mu_b) / sd_b).abs().mean()))
+        losses.append(float(distance_gap(a, b, stats_a, stats_b)))
         da.append(a), db.append(b)
     corr = float(torch.corrcoef(torch.stack([torch.cat(da), torch.cat(db)]))[0, 1])
     return sum(losses) / len(losses), corr

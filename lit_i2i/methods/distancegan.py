@@ -123,6 +123,13 @@ def self_distance(x: torch.Tensor) -> torch.Tensor:
     return mean_abs(top, bottom)
 
 
+def distance_gap(d_real: torch.Tensor, d_fake: torch.Tensor, real_stats=(0.0, 1.0), fake_stats=(0.0, 1.0)) -> torch.Tensor:
+    """L_dist from the two sides' distances: mean | (d_real - mu_r) / sigma_r - (d_fake - mu_f) / sigma_f |
+    (the default (0, 1) statistics: the unnormalised form)."""
+    (mu_r, sd_r), (mu_f, sd_f) = real_stats, fake_stats
+    return ((d_real - mu_r) / sd_r - (d_fake - mu_f) / sd_f).abs().mean()
+
+
 @torch.no_grad()
 def distance_statistics(items: torch.Tensor, use_self_distance: bool = False) -> tuple[float, float]:
     """(mean, population std) of the distances of ``items`` (M, ...): over all pairs of items, or
@@ -218,14 +225,15 @@ class DistancePreservation:
             self.compute_distance_statistics()
 
     # ---------------------------------------------------------------- the loss
-    def _standardise(self, d: torch.Tensor, domain: str) -> torch.Tensor:
+    def _stats(self, domain: str):
+        """(mu, sigma) of ``domain``'s distances, float32; (0, 1) for the unnormalised form."""
         if not self.normalize:
-            return d
+            return 0.0, 1.0
         if not bool(self.distance_stats_ready):
             raise RuntimeError("the distance statistics are not set: they are computed at the start of fit "
                                "(or call set_distance_statistics)")
         mu, sd = (self.distance_stats[:2] if domain == "A" else self.distance_stats[2:]).float()
-        return (d - mu) / sd
+        return mu, sd
 
     def distance_loss(self, real: torch.Tensor, fake: torch.Tensor, real_domain: str) -> torch.Tensor:
         """L_dist between a batch of ``real_domain`` and its translations (of the other domain)."""
@@ -235,7 +243,7 @@ class DistancePreservation:
             d_real, d_fake = self_distance(real) * s, self_distance(fake) * s
         else:
             d_real, d_fake = pair_distances(real) * s, pair_distances(fake) * s
-        return (self._standardise(d_real, real_domain) - self._standardise(d_fake, fake_domain)).abs().mean()
+        return distance_gap(d_real, d_fake, self._stats(real_domain), self._stats(fake_domain))
 
     def batch_usable(self, batch) -> bool:
         return self.hparams.use_self_distance or min(len(batch["A"]), len(batch["B"])) >= 2

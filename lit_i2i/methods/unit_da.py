@@ -75,6 +75,7 @@ class UNITDomainAdaptation(TranslationModule):
                  lr: float = 2e-4, beta1: float = 0.5, beta2: float = 0.999, weight_decay: float = 5e-4):
         super().__init__(lr_policy="constant", lr_interval="step")
         self.save_hyperparameters()
+        self._labels_checked = False  # the source labels are checked on this module's first training batch
         if image_size != 32:
             raise ValueError("UNIT's domain-adaptation networks are for 32x32 images (CoVAE32x32 / CoDis32x32)")
         extra = 2 if context else 0
@@ -123,7 +124,7 @@ class UNITDomainAdaptation(TranslationModule):
     def training_step(self, batch, batch_idx):
         h = self.hparams
         a, b, labels = batch["A"], batch["B"], torch.as_tensor(batch["A_label"], device=self.device).long()
-        if not getattr(self, "_labels_checked", False):  # once a fit: the check syncs with the device
+        if not self._labels_checked:  # on the first batch only: the check syncs with the device
             self._labels_checked = True
             if (labels < 0).any():
                 raise UserError("UNIT domain adaptation trains its classifier on the source labels: domain A must "
