@@ -6,6 +6,11 @@ Domains (all 32x32, 3 channels, uint8 before the transform; deterministic given 
   - ``colored-digits``: an SVHN-like domain made from the same digits: random foreground and
     background colours with at least ``MIN_CONTRAST`` luminance difference, a random shift (+-3 px)
     and scale (0.8-1.15), and Gaussian noise.
+  - ``palette-digits``: colored digits whose colours come from a fixed palette of four (foreground,
+    background) schemes (:data:`PALETTE`) instead of uniformly random ones; shift, scale and noise are
+    drawn as for colored-digits. The quickstart's B domain: a deterministic generator cannot draw a
+    random colour per image, so against colored-digits it paints blotches of several colours, while
+    a palette's flat schemes are reachable (its digits are read by the colored-digits classifier).
   - ``accessory`` / ``no-accessory``: colored digits with and without an added object (a bar across
     the top rows, in a colour far from the background), with the object's ground-truth mask.
   - ``street-digits``: printed digits in many fonts on textured photographic backgrounds with
@@ -39,7 +44,11 @@ from lit_i2i.errors import UserError
 DATA_VERSION = "1"  # bump when the rendering changes: cached classifiers and features are keyed by it
 SIZE = 32
 MIN_CONTRAST = 0.35
-DOMAINS = ("digits", "colored-digits", "accessory", "no-accessory", "street-digits")
+DOMAINS = ("digits", "colored-digits", "palette-digits", "accessory", "no-accessory", "street-digits")
+#: palette-digits' (foreground, background) schemes, one drawn per image: yellow on navy, dark red on cream,
+#: white on green, black on orange (each pair's luminance gap is at least 0.52, above MIN_CONTRAST)
+PALETTE = (((1.0, 0.85, 0.2), (0.1, 0.15, 0.45)), ((0.6, 0.1, 0.1), (0.95, 0.9, 0.75)),
+           ((0.95, 0.95, 0.95), (0.15, 0.45, 0.2)), ((0.1, 0.1, 0.1), (0.95, 0.55, 0.15)))
 GENERATED = ("street-digits",)  # domains with their own index space (not the scikit-learn digits)
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "horse")
 ACCESSORY_ROWS = (2, 6)   # the bar covers rows [2, 6) ...
@@ -118,6 +127,8 @@ def render(domain: str, idx: np.ndarray | list[int], seed: int = 0) -> tuple[tor
     for i in idx:
         rng = np.random.default_rng([seed, int(i), 7])
         f, b = _colors(rng)
+        if domain == "palette-digits":  # one of the fixed schemes instead (shift, scale, noise: the same laws)
+            f, b = (np.array(c) for c in PALETTE[int(rng.integers(len(PALETTE)))])
         s = rng.uniform(0.8, 1.15)
         tx, ty = rng.uniform(-3, 3, size=2) * 2 / SIZE
         fg.append(f), bg.append(b)
@@ -179,7 +190,8 @@ class BuiltinDigits(TranslationDataModule):
     """Built-in digits -> colored digits (or any two built-in domains), unpaired or paired.
 
     Args:
-        a, b: built-in domains (``digits``, ``colored-digits``, ``no-accessory``, ``accessory``).
+        a, b: built-in domains (``digits``, ``colored-digits``, ``palette-digits``, ``no-accessory``,
+            ``accessory``, ``street-digits``).
         paired: render the same digits in both domains (pix2pix); else disjoint halves (unpaired).
         seed: rendering seed (colours, shifts, noise); the split is fixed.
         flip: random horizontal flip (off by default: it changes a digit's identity).
@@ -237,3 +249,33 @@ class BuiltinDigits(TranslationDataModule):
 
     def eval_dataset(self, domain: str, split: str = "test") -> DomainDataset:
         return DomainDataset(self.eval_source(domain, split), self.eval_transform())
+
+    def ground_truth(self, src: str, tgt: str, split: str, positions: list[int],
+                     ref_positions: list[int] | None = None) -> dict | None:
+        """The exact answer of translating items ``positions`` of ``eval_dataset(src, split)`` to ``tgt``,
+        where the renderer knows it (the no-accessory <-> accessory pair), else None.
+
+        Returns ``{"image": (N, 3, 32, 32) in [-1, 1] or None, "region": (N, 1, 32, 32)}``, the region being
+        the pixels the translation should change (the bar). Removal (accessory -> no-accessory): the same
+        digits rendered without the bar, region the source's bar. Addition (no-accessory -> accessory):
+        region the bar's place; the image only with references (items ``ref_positions`` of ``tgt``): the
+        source with the reference's mean bar colour painted in (without one the colour is not determined).
+        """
+        names = {"A": self.a, "B": self.b}
+        if {names.get(src), names.get(tgt)} != {"no-accessory", "accessory"}:
+            return None
+        from datamodules.transforms import apply
+
+        to_float = self.eval_transform()  # the evaluation images' own scaling, bit for bit
+        idx = np.asarray(self.eval_source(src, split).index)[list(positions)]
+        if names[src] == "accessory":
+            clean, _, _ = render("no-accessory", idx, self.seed)
+            return {"image": apply(to_float, clean), "region": render("accessory", idx, self.seed)[2]}
+        region = torch.zeros(len(idx), 1, SIZE, SIZE)
+        region[:, :, ACCESSORY_ROWS[0]:ACCESSORY_ROWS[1], ACCESSORY_COLS[0]:ACCESSORY_COLS[1]] = 1
+        if ref_positions is None:
+            return {"image": None, "region": region}
+        x = apply(to_float, self.eval_source(src, split).images[list(positions)])
+        ref = apply(to_float, self.eval_source(tgt, split).images[list(ref_positions)])
+        colour = ((ref + 1) / 2 * region).flatten(2).sum(2) / region.flatten(2).sum(2)  # (N, 3) in [0, 1]
+        return {"image": x * (1 - region) + (colour[:, :, None, None] * 2 - 1) * region, "region": region}

@@ -77,8 +77,8 @@ class BuiltinMultiDomain(TranslationDataModule):
                  pin_memory: bool = False, persistent_workers: bool = True):
         super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
         if domain not in DOMAINS or domain in ("accessory", "no-accessory"):
-            raise UserError(f"data.domain: {domain!r} is not a built-in digit domain; choose colored-digits, digits "
-                            "or street-digits")
+            raise UserError(f"data.domain: {domain!r} is not a built-in digit domain; choose colored-digits, "
+                            "palette-digits, digits or street-digits")
         if not 0.0 <= label_fraction <= 1.0:
             raise UserError(f"data.label_fraction must be in [0, 1], got {label_fraction}")
         if not 0.0 <= view_hue <= 0.5:

@@ -12,13 +12,17 @@ protocol in words, and lists:
   column's is BtoA; also in a proxy row);
 - ``evaluate``: the evaluation protocol, the keyword arguments of
   :func:`lit_i2i.metrics.evaluate_model` (``metrics``, ``directions``, ``split``, ``max_samples``,
-  ``reference``, ``classifier``, ...), run on every finished (row, seed) from its ``last.ckpt``;
-  a row may replace any of them with its own ``evaluate`` section;
+  ``reference``, ``classifier``, ``translate``, ...), run on every finished (row, seed) from its ``last.ckpt``;
+  a row may replace any of them with its own ``evaluate`` section; ``also``: a list of further
+  evaluations of the same run, each with a ``prefix`` for its result keys and the options it changes
+  (e.g. ``{prefix: intersection_, translate: {BtoA: {mode: intersection}}}``);
 - ``columns``: ``key`` (a result key such as ``acc_AtoB``), ``label``, ``better`` (higher / lower),
   optionally ``scale`` (ours are multiplied by it, e.g. 100 for a paper's KID x 100), and the paper's
   value of each row (``paper: {row: value}``);
 - ``claims``: checkable sentences, ``"ROW_A > ROW_B on KEY"`` (``>``, ``<``, ``>=``, ``<=``), each
   marked holds / does not hold from the means over seeds;
+- ``layout``: ``metrics_as_rows`` writes table.md with one line per column and one column per row
+  (for a table of many measures and no paper values); the default has one line per row;
 - ``seeds`` and ``seed_args`` (how a seed enters a run; default ``--seed_everything {seed}``);
 - ``proxy``: the same table on built-in data at CPU size: its own ``seeds``, ``overrides`` for every
   row, per-row ``config`` / ``overrides`` / ``evaluate`` replacements (``rows: {name: {...}}``), and
@@ -238,6 +242,10 @@ def plan(spec: dict, out: Path, proxy: bool | str = False, rows: list[str] | Non
                     args += [_fmt(a, seed, out, folders) for a in seed_args]
                 evaluate = {**(spec.get("evaluate") or {}), **((px.get("evaluate") or {}) if proxy else {}),
                             **(r.get("evaluate") or {}), **(pr.get("evaluate") or {})}
+                also = evaluate.get("also") or []
+                if not isinstance(also, list) or not all(isinstance(e, dict) and e.get("prefix") for e in also):
+                    raise UserError(f"reproduce: row {r['name']}: evaluate.also must be a list of evaluations, each "
+                                    "with a prefix for its result keys")
                 needs = sorted(set(re.findall(r"\{run:([^}]+)\}", json.dumps(overrides))))
                 keys = {**(r.get("keys") or {}), **(pr.get("keys") or {})}
                 runs.append(Run(r["name"], seed, config, folders[r["name"]], args, evaluate,
@@ -290,10 +298,21 @@ def evaluate_run(run: Run) -> dict:
     dm = instantiate(data_spec)
     dm.setup("test")
     opts = dict(run.evaluate)
+    also = opts.pop("also", None) or []
     metrics = opts.pop("metrics", None)
     if not metrics:
         raise UserError(f"reproduce: row {run.row} has no evaluate.metrics")
-    results = evaluate_model(model, dm, metrics, out_json=str(run.folder / EVAL_FILE), **opts)
+    partial = run.folder / (EVAL_FILE + ".partial")  # the run counts as evaluated only when every evaluation is in
+    results = evaluate_model(model, dm, metrics, out_json=str(partial), **opts)
+    payload = json.loads(partial.read_text())
+    for extra in also:  # more evaluations of the same run (another translate mode, threshold, ...), prefixed
+        e = {**opts, **{k: v for k, v in extra.items() if k != "prefix"}}
+        more = evaluate_model(model, dm, e.pop("metrics", metrics), **e)
+        more = {f"{extra['prefix']}{k}": v for k, v in more.items()}
+        results.update(more)
+        payload["metrics"].update({k: (None if math.isnan(v) else v) for k, v in more.items()})
+    (run.folder / EVAL_FILE).write_text(json.dumps(payload, indent=2) + "\n")
+    partial.unlink()
     return results
 
 
@@ -367,7 +386,7 @@ def build_table(spec: dict, runs: list[Run], proxy: bool | str) -> dict:
             "proxy": proxy, "proxy_protocol": proxy_section(spec, proxy).get("protocol") if proxy else None,
             "rows": [{"name": r["name"], "label": r.get("label", r["name"])} for r in rows],
             "columns": [{k: c.get(k) for k in ("key", "label", "better")} for c in spec["columns"]],
-            "cells": cells, "claims": verdicts}
+            "cells": cells, "claims": verdicts, "layout": spec.get("layout", "rows")}
 
 
 def table_markdown(t: dict) -> str:
@@ -376,19 +395,29 @@ def table_markdown(t: dict) -> str:
             return ""
         return f"{v:.1f}" if abs(v) >= 100 else f"{v:.3f}" if abs(v) >= 0.1 or v == 0 else f"{v:.3g}"
 
-    head = ["row"] + [f"{c.get('label') or c['key']} ({'↑' if c.get('better') == 'higher' else '↓'}) ours | paper"
-                      for c in t["columns"]]
+    def arrow(c):
+        return {"higher": " (↑)", "lower": " (↓)"}.get(c.get("better"), "")
+
+    def ours(cell):
+        return "—" if cell["mean"] is None else (
+            f"{num(cell['mean'])}" + ("" if cell["n"] < 2 else f" ± {num(cell['std'])}") + f" (n={cell['n']})")
+
     lines = [f"**{t['paper']}**, {t['table']}" + (" — proxy on built-in data" if t["proxy"] else "")
-             + (f" ({t['proxy']})" if isinstance(t["proxy"], str) else ""), "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * (1 + 2 * len(t["columns"]))]  # ours and paper per column
-    for r in t["rows"]:
-        out = [r["label"]]
+             + (f" ({t['proxy']})" if isinstance(t["proxy"], str) else ""), ""]
+    if t.get("layout") == "metrics_as_rows":  # one line per column, one column per row (many measures, no paper values)
+        lines += ["| measure | " + " | ".join(r["label"] for r in t["rows"]) + " |", "|---|" + "---|" * len(t["rows"])]
         for c in t["columns"]:
-            cell = t["cells"][r["name"]][c["key"]]
-            ours = "—" if cell["mean"] is None else (
-                f"{num(cell['mean'])}" + ("" if cell["n"] < 2 else f" ± {num(cell['std'])}") + f" (n={cell['n']})")
-            out.append(f"{ours} | {num(cell['paper'])}")
-        lines.append("| " + " | ".join(out) + " |")
+            lines.append(f"| {c.get('label') or c['key']}{arrow(c)} | "
+                         + " | ".join(ours(t["cells"][r["name"]][c["key"]]) for r in t["rows"]) + " |")
+    else:
+        head = ["row"] + [f"{c.get('label') or c['key']}{arrow(c)} ours | paper" for c in t["columns"]]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * (1 + 2 * len(t["columns"]))]  # ours and paper
+        for r in t["rows"]:
+            out = [r["label"]]
+            for c in t["columns"]:
+                cell = t["cells"][r["name"]][c["key"]]
+                out.append(f"{ours(cell)} | {num(cell['paper'])}")
+            lines.append("| " + " | ".join(out) + " |")
     if t["claims"]:
         lines += ["", "Claims:"] + [f"- {c['claim']}: **{c['verdict']}**" + (
             "" if c["a"] is None or c["b"] is None else f" ({num(c['a'])} vs {num(c['b'])})") for c in t["claims"]]

@@ -5,8 +5,8 @@ import pytorch_lightning as pl
 import pytest
 import torch
 
-from datamodules.builtin import (ACCESSORY_COLS, ACCESSORY_ROWS, MIN_CONTRAST, PHOTOS, BuiltinDigits, indices, photo,
-                                 render)
+from datamodules.builtin import (ACCESSORY_COLS, ACCESSORY_ROWS, MIN_CONTRAST, PALETTE, PHOTOS, BuiltinDigits, indices,
+                                 photo, render)
 from lit_i2i.errors import UserError
 
 
@@ -36,6 +36,29 @@ def test_colored_digits_have_contrast_and_digits_are_gray():
     luma = (0.299 * c[:, 0] + 0.587 * c[:, 1] + 0.114 * c[:, 2]).float() / 255
     spread = luma.flatten(1).quantile(0.95, dim=1) - luma.flatten(1).quantile(0.05, dim=1)
     assert (spread > MIN_CONTRAST * 0.6).all()
+
+
+def test_palette_digits_use_the_four_schemes():
+    idx = indices("B", "train")[:200]
+    p, labels, _ = render("palette-digits", idx)
+    assert torch.equal(labels, render("colored-digits", idx)[1])
+    corner = p[:, :, :2, :2].float().mean((2, 3)) / 255  # the background (digits never reach the corner)
+    schemes = torch.tensor([bg for _, bg in PALETTE])
+    nearest = torch.cdist(corner, schemes).min(1)
+    assert (nearest.values < 0.12).all()  # every background is one of the four (plus the noise, std 0.04)
+    assert torch.pdist(schemes).min() > 0.3  # and the four are far apart (navy vs green: 0.39)
+    assert len(set(nearest.indices.tolist())) == 4  # and every scheme occurs
+    for fg, bg in PALETTE:
+        lum = [0.299 * c_[0] + 0.587 * c_[1] + 0.114 * c_[2] for c_ in (fg, bg)]
+        assert abs(lum[0] - lum[1]) >= MIN_CONTRAST
+
+
+def test_palette_digits_are_read_by_the_colored_digit_classifier():
+    from lit_i2i.metrics.classifier import DIGIT_NET_FOR, accuracy, load_digit_classifier
+
+    assert DIGIT_NET_FOR["palette-digits"] == "colored-digits"
+    x, y, _ = render("palette-digits", indices("B", "test"))
+    assert accuracy(load_digit_classifier("colored-digits"), x.float() / 127.5 - 1, y) > 0.95  # measured 0.989
 
 
 def test_accessory_mask_is_exact_and_only_place_that_changes():

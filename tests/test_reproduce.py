@@ -285,3 +285,17 @@ def test_ost_figure3_rows_resolve_and_the_proxy_reads_built_in_data_with_the_b_r
             if r.in_table:
                 assert r.evaluate["metrics"] == (["acc", "domain_rate"] if proxy else ["acc"]), r.key
             assert r.needs == (["phase1"] if r.row.startswith("ost") else []), r.key
+
+
+def test_evaluate_also_adds_prefixed_evaluations_of_the_same_run(tmp_path, cli_env):
+    table = tiny_table(tmp_path, seeds=1, evaluate={
+        "metrics": ["acc"], "directions": ["AtoB"], "max_samples": 20,
+        "also": [{"prefix": "small_", "max_samples": 10}, {"prefix": "l1_", "metrics": ["l1_input"]}]})
+    out = tmp_path / "out"
+    assert R.reproduce_main([str(table), "--out", str(out), "--rows", "full", "--no_wandb"]) == 0
+    ev = json.loads((out / "full" / "seed0" / R.EVAL_FILE).read_text())
+    assert set(ev["metrics"]) == {"acc_AtoB", "small_acc_AtoB", "l1_l1_input_AtoB"}
+    assert 0 < ev["metrics"]["l1_l1_input_AtoB"] < 2 and not (out / "full" / "seed0" / (R.EVAL_FILE + ".partial")).exists()
+    bad = tiny_table(tmp_path, seeds=1, evaluate={"metrics": ["acc"], "also": [{"max_samples": 10}]})
+    with pytest.raises(UserError, match="each with a prefix"):  # refused before anything trains
+        R.plan(R.load_table(bad), tmp_path / "bad")

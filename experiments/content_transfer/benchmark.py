@@ -1,5 +1,10 @@
 """Content transfer on the built-in "accessory" digits: Press et al., DIDD, MBU and Fader networks side by side.
 
+The same four trainings and measures are a table file now, ``lit-i2i reproduce
+experiments/tables/content_transfer_accessory.yaml`` (its measures are evaluator metrics: ``l1_truth``,
+``l1_outside``, ``colour_error``, ``mask_iou``, ...); this script adds the "input" and "ground truth"
+calibration columns and the training times, and draws transfer references at random.
+
 One command trains the four ``digits_accessory.yaml`` configs through ``lit-i2i fit`` (one after the
 other, never in parallel), evaluates them on the test split and prints a markdown table
 (also written to ``<out>/benchmark.md`` and ``<out>/benchmark.json``)::

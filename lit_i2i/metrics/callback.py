@@ -61,7 +61,9 @@ class TranslationMetrics(pl.Callback):
             ``package.module:factory@CLASS``). Default: from the datamodule's domain names.
         classifier_seed: training seed of the built-in classifiers.
         reference: pass the aligned real target image as ``reference`` to ``translate`` (methods
-            that need one).
+            that need one): true, or a list of the directions that take one.
+        translate: direction -> keyword arguments of ``translate`` (e.g. ``{"BtoA": {"mode": "intersection"}}``).
+        mask_threshold: the threshold of ``mask_iou`` / ``mask_area`` (default: the model's ``removal_threshold``).
         kid_subsets, kid_subset_size: KID's subsets and their size (capped at the sample count).
         cache_dir: real-feature cache (default ``~/.cache/lit_i2i/features``); ``cache: false`` disables it.
         on_validation, on_test: evaluate at those stages.
@@ -74,9 +76,10 @@ class TranslationMetrics(pl.Callback):
                  max_samples: int | None = 1000, split: str = "test", batch_size: int = 64,
                  inception_weights: str | None = None, vgg: str = "vgg19", vgg_weights: str | None = None,
                  classifier: dict[str, str] | None = None, attribute_classifier: dict[str, str] | None = None,
-                 classifier_seed: int = 0, reference: bool = False, kid_subsets: int = 100,
+                 classifier_seed: int = 0, reference: bool | list[str] = False, kid_subsets: int = 100,
                  kid_subset_size: int = 1000, cache_dir: str | None = None, cache: bool = True,
-                 on_validation: bool = True, on_test: bool = True, at_fit_end: bool = True):
+                 on_validation: bool = True, on_test: bool = True, at_fit_end: bool = True,
+                 translate: dict[str, dict] | None = None, mask_threshold: float | None = None):
         super().__init__()
         self.metrics = list(metrics or [])
         self.directions = list(directions or ["AtoB"])
@@ -87,7 +90,8 @@ class TranslationMetrics(pl.Callback):
             self.metrics, self.directions, split=split, max_samples=max_samples, batch_size=batch_size,
             inception_weights=inception_weights, vgg=vgg, vgg_weights=vgg_weights, classifier=classifier,
             attribute_classifier=attribute_classifier, classifier_seed=classifier_seed, reference=reference,
-            kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, cache_dir=cache_dir, cache=cache)
+            kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, cache_dir=cache_dir, cache=cache,
+            translate=translate, mask_threshold=mask_threshold)
         self.results: dict[str, float] = {}
         self._noted: set[str] = set()
 

@@ -57,9 +57,12 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 #: ``lit-i2i train-classifier --domain svhn --root DIR`` into the cache (never shipped, never trained silently)
 REAL = ("mnist", "svhn", "usps")
 NUM_CLASSES = {"digits": 10, "colored-digits": 10, "accessory": 2, "street-digits": 10, **{d: 10 for d in REAL}}
-#: built-in domain -> the classifier that reads its digit (``acc``, ``fid_digits``, ``kid_digits``)
-DIGIT_NET_FOR = {"digits": "digits", "colored-digits": "colored-digits", "no-accessory": "colored-digits",
-                 "accessory": "colored-digits", "street-digits": "street-digits", **{d: d for d in REAL}}
+#: built-in domain -> the classifier that reads its digit (``acc``, ``fid_digits``, ``kid_digits``);
+#: palette-digits' schemes are inside colored-digits' random colours, so that network reads them
+#: (0.989 on each half's test split, measured 2026-12-03)
+DIGIT_NET_FOR = {"digits": "digits", "colored-digits": "colored-digits", "palette-digits": "colored-digits",
+                 "no-accessory": "colored-digits", "accessory": "colored-digits", "street-digits": "street-digits",
+                 **{d: d for d in REAL}}
 #: built-in domain -> (attribute classifier, the class index meaning "is this domain")
 ATTRIBUTE_NET_FOR = {"accessory": ("accessory", 1), "no-accessory": ("accessory", 0)}
 #: training recipe per network: render seeds (per domain), epochs

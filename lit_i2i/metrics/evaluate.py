@@ -48,7 +48,21 @@ cluster_acc,    the model's           (no direction suffix; needs ``model.cluste
 nmi, ari        ``cluster(x)``
 cls_acc         the model's own       ``cls_acc_<domain>``: ``model.classify(x, domain)`` vs labels
                 classifier            (UNIT's domain adaptation)
+l1_truth,       -: the data's exact   ``datamodule.ground_truth`` (built-in accessory digits): mean
+l1_outside,     answer               |output - truth| / 2 ([0, 1] units); the same change from the
+colour_error                          input outside the changed region; the error of the region's
+                                      mean colour against the truth's (a transferred bar's colour)
+mask_iou,       the model's           IoU of ``model.mask(x) >= threshold`` with the true region of
+mask_iou_best,  ``mask(x)``           the source (``mask_threshold``, default the model's
+mask_area                             ``removal_threshold``, else 0.5); the best IoU over thresholds
+                                      0.05-0.95 chosen on the evaluation set (optimistic; also
+                                      ``mask_iou_best_threshold``); the share of pixels of target-domain
+                                      images (which lack the content) that the mask marks
 =============== ===================== =====================================================
+
+``reference`` is True (every direction), False, or a list of directions (e.g. ``[AtoB]``: a guided
+transfer beside an unguided removal); ``translate`` gives ``model.translate`` keyword arguments per
+direction (e.g. ``{"BtoA": {"mode": "intersection"}}``, ``{"AtoB": {"value": 0.5}}``).
 
 mFID groups each fake by its *target* class (:func:`target_classes`): the reference's label when
 ``reference`` is on, else the target domain's label when that domain is a single class, else the
@@ -86,10 +100,14 @@ METRICS = {
     "ssim_lowpass": "structure", "corr_lowpass": "structure", "corr_edges": "structure",
     "cluster_acc": "cluster", "nmi": "cluster", "ari": "cluster",
     "cls_acc": "classify",
+    "l1_truth": "truth", "l1_outside": "truth", "colour_error": "truth",
+    "mask_iou": "mask", "mask_iou_best": "mask", "mask_area": "mask",
 }
 PAIRED = ("psnr", "ssim", "lpips")
 PER_IMAGE = (*PAIRED, "ssim_input", "l1_input", "swd", "coherence", "completeness", "ssim_lowpass", "corr_lowpass",
-             "corr_edges")  # one value per output, averaged
+             "corr_edges", "l1_truth", "l1_outside", "colour_error")  # one value per output, averaged
+#: thresholds over which ``mask_iou_best`` looks for the best one (chosen on the evaluation set itself)
+MASK_THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))
 
 
 # ------------------------------------------------------------------------------------- distributed
@@ -242,9 +260,9 @@ class Evaluator:
                  max_samples: int | None = None, batch_size: int = 64, inception_weights: str | None = None,
                  vgg: str = "vgg19", vgg_weights: str | None = None, classifier: dict[str, str] | None = None,
                  attribute_classifier: dict[str, str] | None = None, classifier_seed: int = 0,
-                 reference: bool = False, kid_subsets: int = scores.KID_SUBSETS,
+                 reference: bool | list[str] = False, kid_subsets: int = scores.KID_SUBSETS,
                  kid_subset_size: int = scores.KID_SUBSET_SIZE, cache_dir: str | None = None, cache: bool = True,
-                 seed: int = 0):
+                 seed: int = 0, translate: dict[str, dict] | None = None, mask_threshold: float | None = None):
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
             raise UserError(f"--metrics.metrics: unknown metric(s) {', '.join(unknown)}; choose from "
@@ -259,6 +277,16 @@ class Evaluator:
         self.classifier = dict(classifier or {})
         self.attribute_classifier = dict(attribute_classifier or {})
         self.classifier_seed, self.reference = classifier_seed, reference
+        if not isinstance(reference, bool) and not (isinstance(reference, (list, tuple))
+                                                    and all(isinstance(d, str) for d in reference)):
+            raise UserError(f"--metrics.reference: true, false or a list of directions, got {reference!r}")
+        self.translate = dict(translate or {})
+        if not all(isinstance(v, dict) for v in self.translate.values()):
+            raise UserError(f"--metrics.translate: map each direction to translate()'s keyword arguments, got "
+                            f"{translate!r}")
+        if mask_threshold is not None and not 0.0 < mask_threshold < 1.0:
+            raise UserError(f"--metrics.mask_threshold must be in (0, 1), got {mask_threshold}")
+        self.mask_threshold = mask_threshold
         self.kid_subsets, self.kid_subset_size, self.seed = kid_subsets, kid_subset_size, seed
         self.cache = FeatureCache(cache_dir, enabled=cache)
         self._nets: dict[str, torch.nn.Module] = {}
@@ -310,6 +338,13 @@ class Evaluator:
                     raise UserError(f"domain_rate of {d} needs two built-in domains (a classifier of the pair is "
                                     f"trained for them); this data's are {names[0]!r} and {names[1]!r}") from None
                 p.domain = (net, domain_pair(net).index(target))
+            if self.needs & {"truth", "mask"}:
+                gt = getattr(dm, "ground_truth", None)
+                probe = gt(src, tgt, self.split, [0], [0] if self._uses_reference(d) else None) if callable(gt) else None
+                if probe is None:
+                    raise UserError(f"{', '.join(m for m in self.metrics if METRICS[m] in ('truth', 'mask'))} need the "
+                                    f"exact answer of {d}, which {getattr(dm, 'name', type(dm).__name__)} does not know "
+                                    "(the built-in no-accessory <-> accessory digits do)")
             if "paired" in self.needs:
                 na, nb = len(dm.eval_dataset(src, self.split)), len(dm.eval_dataset(tgt, self.split))
                 if na != nb:
@@ -329,6 +364,9 @@ class Evaluator:
         if "classify" in self.needs and not callable(getattr(model, "classify", None)):
             raise UserError(f"cls_acc needs a model with its own classifier: {type(model).__name__} has no "
                             "classify(x, domain) method")
+        if "mask" in self.needs and not callable(getattr(model, "mask", None)):
+            raise UserError(f"mask_iou/mask_iou_best/mask_area need the model's mask: {type(model).__name__} has no "
+                            "mask(x) method")
         if "cluster" in self.needs and not callable(getattr(model, "cluster", None)):
             raise UserError(f"cluster_acc/nmi/ari need the model to assign clusters: {type(model).__name__} has no "
                             "cluster(x) method")
@@ -413,8 +451,19 @@ class Evaluator:
                          "random): random-feature stand-ins, not comparable with ImageNet-VGG numbers")
         return results, list(dict.fromkeys(notes))
 
+    def _uses_reference(self, direction: str) -> bool:
+        return self.reference if isinstance(self.reference, bool) else direction in self.reference
+
+    def _mask_threshold(self, model) -> float:
+        if self.mask_threshold is not None:
+            return self.mask_threshold
+        hparams = getattr(model, "hparams", None) or {}
+        return float(hparams.get("removal_threshold", 0.5))
+
     def _translate(self, model, x, p: DirectionPlan, ref):
-        y = model.translate(x, p.direction, reference=ref) if ref is not None else model.translate(x, p.direction)
+        kw = self.translate.get(p.direction, {})
+        y = model.translate(x, p.direction, reference=ref, **kw) if ref is not None else model.translate(
+            x, p.direction, **kw)
         if y.shape[0] != x.shape[0] or y.ndim != 4:
             raise RuntimeError(f"{type(model).__name__}.translate returned shape {tuple(y.shape)} for input "
                                f"{tuple(x.shape)}")
@@ -438,18 +487,19 @@ class Evaluator:
         feature_nets = self._feature_nets(p)
         lpips = self._lpips(device) if "lpips" in self.metrics else None
         block = self._block(n_src, p.direction)
-        fake, pos = _Outputs(), 0
+        fake, pos, notes = _Outputs(), 0, []
+        use_ref = self._uses_reference(p.direction)
         for batch in self._loader(src_ds, block):
             x = batch["image"].to(device)
             idx, pos = block[pos:pos + len(x)], pos + len(x)
             reals = None
             out = {"label": torch.as_tensor(batch["label"]).long()}
-            if self.reference or self.needs & {"paired", "patch"}:  # target item i goes with source item i
+            if use_ref or self.needs & {"paired", "patch"}:  # target item i goes with source item i
                 items = [tgt_ds[i % len(tgt_ds)] for i in idx]
                 reals = torch.stack([t["image"] for t in items]).to(device)
-                if self.reference:  # reference-guided: the fake's target class is its reference's
+                if use_ref:  # reference-guided: the fake's target class is its reference's
                     out["target_label"] = torch.as_tensor([int(t["label"]) for t in items]).long()
-            y = self._translate(model, x, p, reals if self.reference else None)
+            y = self._translate(model, x, p, reals if use_ref else None)
             for key in feature_nets:
                 out.update({f"{key}/{k}": v.float() for k, v in self._net(key, device)(y).items()})
             if p.attribute is not None:
@@ -476,11 +526,32 @@ class Evaluator:
                 out["l1_input"] = (y.float() - x.float()).abs().flatten(1).mean(1)
             if self.needs & {"patch", "structure"}:
                 out.update(_patch_scores(y, x, reals, self.metrics))
+            if self.needs & {"truth", "mask"}:
+                refs = [i % len(tgt_ds) for i in idx] if use_ref else None
+                gt = dm.ground_truth(p.src, p.tgt, self.split, list(idx), refs)
+                out.update(_truth_scores(y, x, gt["image"], gt["region"].to(device), self.metrics))
+                if "mask" in self.needs:
+                    m = model.mask(x).float()
+                    t = gt["region"].to(device) > 0.5
+                    out["mask_iou"] = torch.stack([_iou(m >= thr, t) for thr in
+                                                   (self._mask_threshold(model), *MASK_THRESHOLDS)], 1)
             fake.add(out)
+        extra = {}
+        wanted = [m for m in ("l1_truth", "colour_error") if m in self.metrics]
+        if wanted and not any(m in fake.parts for m in wanted):
+            notes.append(f"{'/'.join(wanted)} of {p.direction} skipped: its answer depends on a reference "
+                         "(pass reference for this direction)")
+        if "mask_area" in self.metrics:  # what the mask marks on images without the content
+            area, thr = _Outputs(), self._mask_threshold(model)
+            for batch in self._loader(tgt_ds, self._block(n_tgt, p.direction)):
+                area.add({"mask_area": (model.mask(batch["image"].to(device)).float() >= thr).flatten(1)
+                          .double().mean(1)})
+            extra[f"mask_area_{p.direction}"] = float(area.gather(device)["mask_area"].mean())
         fake_all = fake.gather(device)
         reals = {key: self._reals(dm, tgt_ds, p, key, n_tgt, device)
                  for key in feature_nets + (["vgg"] if "style" in self.metrics else [])}
-        return self._scores(p, fake_all, reals)
+        res, more = self._scores(p, fake_all, reals)
+        return {**res, **extra}, notes + more
 
     def _reals(self, dm, tgt_ds, p: DirectionPlan, key: str, n: int, device) -> dict[str, torch.Tensor]:
         """Real-target outputs of extractor ``key``: from the cache, else computed (sharded) and cached."""
@@ -560,6 +631,13 @@ class Evaluator:
         for m in PER_IMAGE:
             if m in self.metrics and m in fake:
                 res[f"{m}_{d}"] = float(fake[m].double().mean())
+        if "mask_iou" in fake:  # columns: the chosen threshold, then MASK_THRESHOLDS
+            ious = fake["mask_iou"].double().mean(0)
+            if "mask_iou" in self.metrics:
+                res[f"mask_iou_{d}"] = float(ious[0])
+            if "mask_iou_best" in self.metrics:
+                k = int(ious[1:].argmax())
+                res[f"mask_iou_best_{d}"], res[f"mask_iou_best_threshold_{d}"] = float(ious[1 + k]), MASK_THRESHOLDS[k]
         return res, notes
 
     def _clustering(self, model, dm, device) -> dict[str, float]:
@@ -590,6 +668,32 @@ class Evaluator:
             if n:
                 res[f"cls_acc_{dom}"] = acc
         return res
+
+
+def _iou(m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Per-image IoU of two boolean masks (N, 1, H, W); 0 where both are empty."""
+    inter, union = (m & t).flatten(1).sum(1).double(), (m | t).flatten(1).sum(1).double()
+    return inter / union.clamp(min=1)
+
+
+def _truth_scores(y: torch.Tensor, x: torch.Tensor, truth: torch.Tensor | None, region: torch.Tensor,
+                  metrics: list[str]) -> dict:
+    """Per output, against the exact answer ``truth`` (None when it is not determined) and its changed
+    ``region`` (N, 1, H, W): L1 to the truth, the change from the input outside the region, the region's
+    mean-colour error (all in [0, 1] pixel units)."""
+    out = {}
+    if "l1_outside" in metrics:
+        w = 1 - region
+        out["l1_outside"] = ((y - x).abs().mean(1, keepdim=True) * w).flatten(1).sum(1) / 2 / w.flatten(1).sum(1).clamp(min=1)
+    if truth is not None:
+        truth = truth.to(y.device)
+        if "l1_truth" in metrics:
+            out["l1_truth"] = (y - truth).abs().flatten(1).mean(1) / 2
+        if "colour_error" in metrics:
+            area = region.flatten(2).sum(2).clamp(min=1)
+            mean = lambda im: ((im + 1) / 2 * region).flatten(2).sum(2) / area  # noqa: E731 - (N, C) in [0, 1]
+            out["colour_error"] = (mean(y) - mean(truth)).abs().mean(1)
+    return out
 
 
 def _patch_scores(y: torch.Tensor, x: torch.Tensor, reals: torch.Tensor | None, metrics: list[str]) -> dict:
