@@ -92,6 +92,13 @@ def indices(half: str, split: str, domain: str | None = None) -> np.ndarray:
     return halves()[(half, split)]
 
 
+def accessory_box(n: int = 1) -> torch.Tensor:
+    """The accessory's place, (n, 1, 32, 32): 1 on the bar's rows and columns, 0 elsewhere."""
+    box = torch.zeros(n, 1, SIZE, SIZE)
+    box[:, :, ACCESSORY_ROWS[0]:ACCESSORY_ROWS[1], ACCESSORY_COLS[0]:ACCESSORY_COLS[1]] = 1.0
+    return box
+
+
 def _luma(c: np.ndarray) -> float:
     return float(0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2])
 
@@ -147,9 +154,7 @@ def render(domain: str, idx: np.ndarray | list[int], seed: int = 0) -> tuple[tor
     bg_t = torch.tensor(np.array(bg), dtype=torch.float32)[:, :, None, None]
     img = bg_t * (1 - m) + fg_t * m
     if domain == "accessory":
-        r0, r1 = ACCESSORY_ROWS
-        c0, c1 = ACCESSORY_COLS
-        acc[:, :, r0:r1, c0:c1] = 1.0
+        acc = accessory_box(n)
         col = torch.tensor(np.array(acc_col), dtype=torch.float32)[:, :, None, None]
         img = img * (1 - acc) + col * acc
     noise = torch.stack([torch.randn(3, SIZE, SIZE, generator=torch.Generator().manual_seed(s)) for s in noise_seed])
@@ -271,8 +276,7 @@ class BuiltinDigits(TranslationDataModule):
         if names[src] == "accessory":
             clean, _, _ = render("no-accessory", idx, self.seed)
             return {"image": apply(to_float, clean), "region": render("accessory", idx, self.seed)[2]}
-        region = torch.zeros(len(idx), 1, SIZE, SIZE)
-        region[:, :, ACCESSORY_ROWS[0]:ACCESSORY_ROWS[1], ACCESSORY_COLS[0]:ACCESSORY_COLS[1]] = 1
+        region = accessory_box(len(idx))
         if ref_positions is None:
             return {"image": None, "region": region}
         x = apply(to_float, self.eval_source(src, split).images[list(positions)])

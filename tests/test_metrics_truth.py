@@ -7,19 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from datamodules.builtin import ACCESSORY_COLS, ACCESSORY_ROWS, BuiltinDigits, indices, render
+from datamodules.builtin import BuiltinDigits, accessory_box, indices, render
 from lit_i2i.errors import UserError
 from lit_i2i.metrics import evaluate_model
 from lit_i2i.metrics.evaluate import Evaluator
 
 N = 24  # evaluation images per domain
 TRUTH = ["l1_truth", "l1_outside", "colour_error"]
-
-
-def box(n: int) -> torch.Tensor:
-    m = torch.zeros(n, 1, 32, 32)
-    m[:, :, ACCESSORY_ROWS[0]:ACCESSORY_ROWS[1], ACCESSORY_COLS[0]:ACCESSORY_COLS[1]] = 1
-    return m
 
 
 class Identity(nn.Module):
@@ -38,7 +32,7 @@ class BoxMask(Identity):
     """Identity whose mask is the bar's place on every image (right on B, wrong on A)."""
 
     def mask(self, x):
-        return box(len(x)) * 0.9
+        return accessory_box(len(x)) * 0.9
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +48,14 @@ def test_ground_truth_of_the_accessory_pair(dm):
     ib = indices("B", "test")[:5]
     gt = dm.ground_truth("B", "A", "test", list(range(5)))
     assert torch.allclose(gt["image"], f(render("no-accessory", ib)[0]), atol=1e-6)
-    assert torch.equal(gt["region"], render("accessory", ib)[2]) and torch.equal(gt["region"], box(5))
+    assert torch.equal(gt["region"], render("accessory", ib)[2]) and torch.equal(gt["region"], accessory_box(5))
     a = torch.stack([dm.eval_dataset("A")[i]["image"] for i in range(3)])
     b = torch.stack([dm.eval_dataset("B")[i]["image"] for i in (4, 0, 1)])
     assert torch.allclose(a, f(render("no-accessory", indices("A", "test")[:3])[0]), atol=1e-6)
     add = dm.ground_truth("A", "B", "test", [0, 1, 2], [4, 0, 1])
-    m = box(3).bool().expand(-1, 3, -1, -1)
+    m = accessory_box(3).bool().expand(-1, 3, -1, -1)
     assert torch.equal(add["image"][~m], a[~m])  # unchanged outside the bar, bit for bit
-    colour = ((b + 1) / 2 * box(3)).sum((2, 3)) / box(3).sum((2, 3))
+    colour = ((b + 1) / 2 * accessory_box(3)).sum((2, 3)) / accessory_box(3).sum((2, 3))
     assert torch.allclose((add["image"][:, :, 3, 10] + 1) / 2, colour, atol=1e-6)  # the reference's bar colour
     assert dm.ground_truth("A", "B", "test", [0])["image"] is None  # no reference: the colour is undetermined
     assert BuiltinDigits().ground_truth("A", "B", "test", [0]) is None  # digits -> colored digits: none
@@ -76,7 +70,7 @@ def test_identity_known_answers(dm):
     clean = dm.ground_truth("B", "A", "test", list(range(N)))["image"]
     assert r["l1_outside_BtoA"] == pytest.approx(0.0) and r["l1_outside_AtoB"] == pytest.approx(0.0)
     assert r["l1_truth_BtoA"] == pytest.approx(float((b - clean).abs().mean() / 2), rel=1e-5)
-    inside = lambda im: ((im + 1) / 2 * box(N)).sum((2, 3)) / box(N).sum((2, 3))  # noqa: E731
+    inside = lambda im: ((im + 1) / 2 * accessory_box(N)).sum((2, 3)) / accessory_box(N).sum((2, 3))  # noqa: E731
     assert r["colour_error_BtoA"] == pytest.approx(float((inside(b) - inside(clean)).abs().mean()), rel=1e-5)
     assert r["colour_error_AtoB"] == pytest.approx(float((inside(a) - inside(b)).abs().mean()), rel=1e-5)
     assert r["l1_truth_AtoB"] > 0

@@ -68,7 +68,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from datamodules.builtin import ACCESSORY_COLS, ACCESSORY_ROWS, indices, render  # noqa: E402
+from datamodules.builtin import accessory_box, indices, render  # noqa: E402
+from lit_i2i.metrics.evaluate import iou_per_image  # noqa: E402
 from experiments.benchkit import measures_table, reuse_or_clear  # noqa: E402
 
 METHODS = {"press": ("Press et al.", "experiments/press/digits_accessory.yaml"),
@@ -83,12 +84,6 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
     return x.float() / 127.5 - 1
 
 
-def box_mask(n: int) -> torch.Tensor:
-    m = torch.zeros(n, 1, 32, 32)
-    m[:, :, ACCESSORY_ROWS[0]:ACCESSORY_ROWS[1], ACCESSORY_COLS[0]:ACCESSORY_COLS[1]] = 1
-    return m
-
-
 def test_data(seed: int = 0) -> dict[str, torch.Tensor]:
     """Test images of both halves, their labels, the true masks and the exact ground truths."""
     ia, ib = indices("A", "test"), indices("B", "test")
@@ -97,7 +92,7 @@ def test_data(seed: int = 0) -> dict[str, torch.Tensor]:
     b_clean, _, _ = render("no-accessory", ib)  # the same digits without the bar: removal's ground truth
     a, b, b_clean = to_float(a), to_float(b), to_float(b_clean)
     ref = torch.from_numpy(np.random.default_rng(seed).integers(len(ib), size=len(ia)))
-    box = box_mask(len(ia))
+    box = accessory_box(len(ia))
     ref_colour = ((b[ref] + 1) / 2 * box).sum((2, 3)) / box.sum((2, 3))  # (n, 3) in [0, 1]
     gt_transfer = ((a + 1) / 2 * (1 - box) + ref_colour[:, :, None, None] * box) * 2 - 1
     return {"A": a, "A_label": la, "B": b, "B_label": lb, "B_mask": mb, "B_clean": b_clean, "ref": ref,
@@ -228,10 +223,8 @@ def l1(x: torch.Tensor, y: torch.Tensor, where: torch.Tensor | None = None) -> f
 
 
 def iou(mask: torch.Tensor, truth: torch.Tensor, threshold: float) -> float:
-    m, t = mask >= threshold, truth > 0.5
-    inter = (m & t).flatten(1).sum(1).float()
-    union = (m | t).flatten(1).sum(1).float()
-    return float((inter / union.clamp(min=1)).mean())
+    """Mean per-image IoU of ``mask >= threshold`` with the true mask (the evaluator's ``mask_iou``)."""
+    return float(iou_per_image(mask >= threshold, truth > 0.5).mean())
 
 
 # ---------------------------------------------------------------------------------------- evaluation

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from datamodules.builtin import ACCESSORY_COLS, ACCESSORY_ROWS, indices, render  # noqa: E402
+from datamodules.builtin import accessory_box, indices, render  # noqa: E402
 from experiments.benchkit import measures_table, reuse_or_clear  # noqa: E402
 
 METHODS = {"stargan": ("StarGAN", "experiments/stargan/digits_accessory.yaml"),
@@ -58,8 +58,7 @@ def test_data(max_samples: int | None = None) -> dict[str, torch.Tensor]:
     a, la, _ = render("no-accessory", ia)
     b, lb, mask = render("accessory", ib)
     b_clean, _, _ = render("no-accessory", ib)  # the same digits without the bar: removal's exact answer
-    box = torch.zeros(1, 1, 32, 32)
-    box[..., ACCESSORY_ROWS[0]:ACCESSORY_ROWS[1], ACCESSORY_COLS[0]:ACCESSORY_COLS[1]] = 1
+    box = accessory_box(1)
     return {"A": to_float(a), "A_label": la, "B": to_float(b), "B_label": lb, "B_clean": to_float(b_clean),
             "box": box}
 

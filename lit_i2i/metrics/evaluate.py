@@ -533,7 +533,7 @@ class Evaluator:
                 if "mask" in self.needs:
                     m = model.mask(x).float()
                     t = gt["region"].to(device) > 0.5
-                    out["mask_iou"] = torch.stack([_iou(m >= thr, t) for thr in
+                    out["mask_iou"] = torch.stack([iou_per_image(m >= thr, t) for thr in
                                                    (self._mask_threshold(model), *MASK_THRESHOLDS)], 1)
             fake.add(out)
         extra = {}
@@ -670,7 +670,7 @@ class Evaluator:
         return res
 
 
-def _iou(m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+def iou_per_image(m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Per-image IoU of two boolean masks (N, 1, H, W); 0 where both are empty."""
     inter, union = (m & t).flatten(1).sum(1).double(), (m | t).flatten(1).sum(1).double()
     return inter / union.clamp(min=1)
