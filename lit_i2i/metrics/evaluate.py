@@ -340,11 +340,12 @@ class Evaluator:
                 p.domain = (net, domain_pair(net).index(target))
             if self.needs & {"truth", "mask"}:
                 gt = getattr(dm, "ground_truth", None)
-                probe = gt(src, tgt, self.split, [0], [0] if self._uses_reference(d) else None) if callable(gt) else None
-                if probe is None:
-                    raise UserError(f"{', '.join(m for m in self.metrics if METRICS[m] in ('truth', 'mask'))} need the "
-                                    f"exact answer of {d}, which {getattr(dm, 'name', type(dm).__name__)} does not know "
-                                    "(the built-in no-accessory <-> accessory digits do)")
+                ref = [0] if self._uses_reference(d) else None
+                if not callable(gt) or gt(src, tgt, self.split, [0], ref) is None:
+                    names = ", ".join(m for m in self.metrics if METRICS[m] in ("truth", "mask"))
+                    raise UserError(f"{names} need the exact answer of {d}, which "
+                                    f"{getattr(dm, 'name', type(dm).__name__)} does not know (the built-in "
+                                    "no-accessory <-> accessory digits do)")
             if "paired" in self.needs:
                 na, nb = len(dm.eval_dataset(src, self.split)), len(dm.eval_dataset(tgt, self.split))
                 if na != nb:
@@ -684,15 +685,19 @@ def _truth_scores(y: torch.Tensor, x: torch.Tensor, truth: torch.Tensor | None, 
     out = {}
     if "l1_outside" in metrics:
         w = 1 - region
-        out["l1_outside"] = ((y - x).abs().mean(1, keepdim=True) * w).flatten(1).sum(1) / 2 / w.flatten(1).sum(1).clamp(min=1)
+        change = ((y - x).abs().mean(1, keepdim=True) * w).flatten(1).sum(1) / 2
+        out["l1_outside"] = change / w.flatten(1).sum(1).clamp(min=1)
     if truth is not None:
         truth = truth.to(y.device)
         if "l1_truth" in metrics:
             out["l1_truth"] = (y - truth).abs().flatten(1).mean(1) / 2
         if "colour_error" in metrics:
             area = region.flatten(2).sum(2).clamp(min=1)
-            mean = lambda im: ((im + 1) / 2 * region).flatten(2).sum(2) / area  # noqa: E731 - (N, C) in [0, 1]
-            out["colour_error"] = (mean(y) - mean(truth)).abs().mean(1)
+
+            def mean_colour(im):  # (N, C) in [0, 1], over the region
+                return ((im + 1) / 2 * region).flatten(2).sum(2) / area
+
+            out["colour_error"] = (mean_colour(y) - mean_colour(truth)).abs().mean(1)
     return out
 
 
