@@ -273,10 +273,10 @@ class BuiltinDigits(TranslationDataModule):
 
         to_float = self.eval_transform()  # the evaluation images' own scaling, bit for bit
         idx = np.asarray(self.eval_source(src, split).index)[list(positions)]
+        region = accessory_box(len(idx))  # the accessory's mask in every accessory image
         if names[src] == "accessory":
             clean, _, _ = render("no-accessory", idx, self.seed)
-            return {"image": apply(to_float, clean), "region": render("accessory", idx, self.seed)[2]}
-        region = accessory_box(len(idx))
+            return {"image": apply(to_float, clean), "region": region}
         if ref_positions is None:
             return {"image": None, "region": region}
         x = apply(to_float, self.eval_source(src, split).images[list(positions)])
