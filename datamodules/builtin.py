@@ -110,6 +110,21 @@ def _colors(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
             return fg, bg
 
 
+def _draw_colours(rng: np.random.Generator, domain: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """(foreground, background, palette scheme or -1) of one rendered image, from its own generator."""
+    f, b = _colors(rng)
+    if domain == "palette-digits":  # one of the fixed schemes instead (shift, scale, noise: the same laws)
+        k = int(rng.integers(len(PALETTE)))
+        return np.array(PALETTE[k][0]), np.array(PALETTE[k][1]), k
+    return f, b, -1
+
+
+def palette_schemes(idx: np.ndarray | list[int], seed: int = 0) -> torch.Tensor:
+    """The :data:`PALETTE` scheme (0-3) of each ``palette-digits`` image ``idx``, as :func:`render` draws it."""
+    return torch.tensor([_draw_colours(np.random.default_rng([seed, int(i), 7]), "palette-digits")[2] for i in idx],
+                        dtype=torch.long)
+
+
 def render(domain: str, idx: np.ndarray | list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Render digits ``idx`` in ``domain``: (uint8 images (N,3,32,32), labels (N,), masks (N,1,32,32)).
 
@@ -133,9 +148,7 @@ def render(domain: str, idx: np.ndarray | list[int], seed: int = 0) -> tuple[tor
     fg, bg, theta, noise_seed, acc_col = [], [], [], [], []
     for i in idx:
         rng = np.random.default_rng([seed, int(i), 7])
-        f, b = _colors(rng)
-        if domain == "palette-digits":  # one of the fixed schemes instead (shift, scale, noise: the same laws)
-            f, b = (np.array(c) for c in PALETTE[int(rng.integers(len(PALETTE)))])
+        f, b, _ = _draw_colours(rng, domain)
         s = rng.uniform(0.8, 1.15)
         tx, ty = rng.uniform(-3, 3, size=2) * 2 / SIZE
         fg.append(f), bg.append(b)

@@ -17,6 +17,14 @@ the test split (val = test), about 1,437 training and 360 test images, 10 classe
 dataset interleaves the classes (class 0, 1, ..., 9, 0, 1, ...), so the first images of it, which
 the image grids draw, show every class.
 
+``classes="scheme"`` (``palette-digits`` only) makes the four colour schemes of
+:data:`datamodules.builtin.PALETTE` the domains ``0`` ... ``3`` instead: the scheme is what a domain
+(or a reference) gives, the digit and its pose what the source keeps, the built-in stand-in for
+StarGAN v2's domains (a digit kept under the digit classifier is the measure). Items' ``label`` is
+then the scheme, and evaluation items also carry ``content_label``, the digit, which ``acc`` scores;
+:meth:`BuiltinMultiDomain.colour_scheme` gives a domain's (foreground, background) colours for
+``scheme_rate`` / ``scheme_error``.
+
 The second view's default augmentation is TUNIT's (affine +-20 degrees, translate 0.1, shear 10;
 resized crop 0.9-1.1; colour jitter 0.4, hue 0.125) without the flip (a mirrored digit is another
 shape); ``view_hue`` up to 0.5 rotates hues fully and ``view_invert`` inverts the view's colours with
@@ -29,10 +37,23 @@ import numpy as np
 import torch
 
 from datamodules.base import DomainDataset, TensorSource, TranslationDataModule
-from datamodules.builtin import DOMAINS, SIZE, domain_source
+from datamodules.builtin import DOMAINS, PALETTE, SIZE, domain_source, palette_schemes
 from datamodules.semi import LabelledStream
 from datamodules.transforms import apply, build_transform
 from lit_i2i.errors import UserError
+
+
+class _WithContent(torch.utils.data.Dataset):
+    """``dataset``'s items with ``"content_label"`` (the digit, when the domains are colour schemes)."""
+
+    def __init__(self, dataset, content_labels: torch.Tensor):
+        self.dataset, self.content_labels = dataset, content_labels
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.dataset[i], "content_label": int(self.content_labels[i])}
 
 
 class _ViewSource(torch.utils.data.Dataset):
@@ -64,6 +85,8 @@ class BuiltinMultiDomain(TranslationDataModule):
         view_rotation, view_translate, view_shear, view_scale, view_color_jitter, view_hue: the second
             view's augmentation (0 / None turns one off).
         view_invert: probability of inverting the second view's colours (0: off, TUNIT's augmentation).
+        classes: ``digit`` (the ten digit classes are the domains) or ``scheme`` (``palette-digits``
+            only: its four colour schemes are the domains; the digit is the content).
         train_limit: use only the first N training images (quick tests).
         batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers: loader options.
     """
@@ -72,7 +95,7 @@ class BuiltinMultiDomain(TranslationDataModule):
                  seed: int = 0, second_view: bool = True, view_rotation: float = 20.0, view_translate: float = 0.1,
                  view_shear: float = 10.0, view_scale: tuple[float, float] | None = (0.9, 1.1),
                  view_color_jitter: float = 0.4, view_hue: float = 0.125, view_invert: float = 0.0,
-                 train_limit: int | None = None,
+                 classes: str = "digit", train_limit: int | None = None,
                  batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int = 0,
                  pin_memory: bool = False, persistent_workers: bool = True):
         super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers)
@@ -85,12 +108,18 @@ class BuiltinMultiDomain(TranslationDataModule):
             raise UserError(f"data.view_hue must be in [0, 0.5], got {view_hue}")
         if not 0.0 <= view_invert <= 1.0:
             raise UserError(f"data.view_invert must be in [0, 1], got {view_invert}")
+        if classes not in ("digit", "scheme"):
+            raise UserError(f"data.classes: 'digit' or 'scheme', got {classes!r}")
+        if classes == "scheme" and domain != "palette-digits":
+            raise UserError(f"data.classes scheme needs data.domain palette-digits (the domain with colour "
+                            f"schemes), got {domain!r}")
         self.domain, self.labelled, self.label_fraction, self.seed = domain, labelled, label_fraction, seed
+        self.classes = classes
         self.second_view, self.train_limit = second_view, train_limit
         self.view_augment = dict(rotation=view_rotation, translate=view_translate, shear=view_shear, scale=view_scale,
                                  color_jitter=view_color_jitter, hue=view_hue, invert=view_invert)
-        self.domains = tuple(str(k) for k in range(10))
-        self.name = f"builtin-{domain}-classes"
+        self.domains = tuple(str(k) for k in range(len(PALETTE) if classes == "scheme" else 10))
+        self.name = f"builtin-{domain}-{'schemes' if classes == 'scheme' else 'classes'}"
 
     def builtin_domain(self, domain: str) -> str | None:
         """The built-in domain behind every class (the metrics pick its shipped classifier)."""
@@ -98,7 +127,25 @@ class BuiltinMultiDomain(TranslationDataModule):
 
     # ------------------------------------------------------------------ sources
     def _all(self, split: str) -> TensorSource:
-        return domain_source(self.domain, "all", "test" if split == "val" else split, self.seed)
+        """Every image of the split, labelled by its domain (digit or colour scheme)."""
+        src = domain_source(self.domain, "all", "test" if split == "val" else split, self.seed)
+        if self.classes == "scheme":
+            src = TensorSource(src.images, palette_schemes(src.index, self.seed), src.name, src.index)
+        return src
+
+    def _digits(self, src: TensorSource) -> torch.Tensor:
+        """The digit of each image of ``src`` (its builtin index)."""
+        from datamodules.builtin import digit_masks
+
+        return digit_masks()[1][torch.as_tensor(src.index, dtype=torch.long)]
+
+    def colour_scheme(self, domain: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """(foreground, background) RGB in [0, 1] of a colour-scheme domain, else None."""
+        return PALETTE[int(domain)] if self.classes == "scheme" and domain in self.domains else None
+
+    def eval_dataset(self, domain: str, split: str = "test"):
+        ds = super().eval_dataset(domain, split)
+        return _WithContent(ds, self._digits(ds.source)) if self.classes == "scheme" else ds
 
     def eval_source(self, domain: str, split: str = "test") -> TensorSource:
         if domain not in self.domains:
@@ -117,7 +164,7 @@ class BuiltinMultiDomain(TranslationDataModule):
         if not self.labelled or self.label_fraction <= 0:
             return out
         rng = np.random.default_rng(self.seed)
-        for k in range(10):
+        for k in range(len(self.domains)):
             idx = torch.nonzero(labels == k).flatten().numpy()
             if len(idx) == 0:
                 continue
@@ -131,7 +178,8 @@ class BuiltinMultiDomain(TranslationDataModule):
             src = self._all(split)
             order = interleaved(src.labels)
             src = TensorSource(src.images[order], src.labels[order], src.name, [src.index[int(i)] for i in order])
-            return DomainDataset(src, self.eval_transform())
+            ds = DomainDataset(src, self.eval_transform())
+            return _WithContent(ds, self._digits(src)) if self.classes == "scheme" else ds
         src = self._all("train")
         n = self.train_limit or len(src)
         labels = self.train_labels(src.labels[:n])

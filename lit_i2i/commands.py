@@ -135,12 +135,17 @@ def evaluate(argv: list[str]) -> int:
     ap.add_argument("--directions", default=None, help="comma-separated (default: all the method's directions)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--max_samples", type=int, default=None)
+    ap.add_argument("--reference", default="false",
+                    help="reference-guided: true (every direction), false, or comma-separated directions; source i "
+                         "is translated with target item i as its reference")
     ap.add_argument("--out", default=None, help="metrics JSON (default: metrics_eval.json beside the checkpoint)")
     ap.add_argument("--inception_weights", default=None)
     ap.add_argument("--cache_dir", default=None)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--wandb", action="store_true", help="log a wandb.Table (offline without credentials)")
     a = ap.parse_args(argv)
+    ref = {"true": True, "false": False}.get(a.reference.strip().lower())
+    reference = ref if ref is not None else [d for d in a.reference.split(",") if d]
     model, data_spec = load_run(a.ckpt, a.config)
     if not data_spec:
         raise UserError("--config: the checkpoint has no data section; pass --config with one")
@@ -155,7 +160,7 @@ def evaluate(argv: list[str]) -> int:
     directions = a.directions.split(",") if a.directions else list(model.directions)
     model.to(a.device)
     evaluate_model(model, dm, metrics=[m for m in a.metrics.split(",") if m], directions=directions, split=a.split,
-                   max_samples=a.max_samples, out_json=out, inception_weights=a.inception_weights,
+                   max_samples=a.max_samples, reference=reference, out_json=out, inception_weights=a.inception_weights,
                    cache_dir=a.cache_dir, logger=logger)
     return 0
 

@@ -17,8 +17,9 @@ protocol in words, and lists:
   evaluations of the same run, each with a ``prefix`` for its result keys and the options it changes
   (e.g. ``{prefix: intersection_, translate: {BtoA: {mode: intersection}}}``);
 - ``columns``: ``key`` (a result key such as ``acc_AtoB``), ``label``, ``better`` (higher / lower),
-  optionally ``scale`` (ours are multiplied by it, e.g. 100 for a paper's KID x 100), and the paper's
-  value of each row (``paper: {row: value}``);
+  optionally ``scale`` (ours are multiplied by it, e.g. 100 for a paper's KID x 100), ``mean_of`` (a list
+  of result keys: the column is their mean in each run, e.g. one measure over several directions; ``key``
+  then only names the column), and the paper's value of each row (``paper: {row: value}``);
 - ``claims``: checkable sentences, ``"ROW_A > ROW_B on KEY"`` (``>``, ``<``, ``>=``, ``<=``), each
   marked holds / does not hold from the means over seeds;
 - ``layout``: ``metrics_as_rows`` writes table.md with one line per column and one column per row
@@ -144,6 +145,10 @@ def load_table(path: str | Path) -> dict:
         m = CLAIM.match(c)
         if not m or m.group(1) not in names or m.group(3) not in names:
             raise UserError(f"reproduce: {p}: cannot read the claim {c!r}; write 'ROW_A > ROW_B on KEY' with two row names")
+    for c in spec["columns"]:
+        if "mean_of" in c and not (isinstance(c["mean_of"], list) and c["mean_of"]
+                                   and all(isinstance(k, str) for k in c["mean_of"])):
+            raise UserError(f"reproduce: {p}: column {c.get('key')!r}: mean_of must be a list of result keys")
     if not isinstance(spec.get("proxies") or {}, dict) or not all(
             isinstance(v, dict) for v in (spec.get("proxies") or {}).values()):
         raise UserError(f"reproduce: {p}: 'proxies' must map each proxy's name to a section like 'proxy'")
@@ -359,6 +364,15 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
 
+def _column_value(results: dict, run: Run, column: dict):
+    """A run's value of a column: its result key (or the row's replacement of it), or the mean of the
+    column's ``mean_of`` keys (None while any of them is missing)."""
+    if "mean_of" not in column:
+        return results.get(run.keys.get(column["key"], column["key"]))
+    vals = [results.get(k) for k in column["mean_of"]]
+    return None if any(v is None for v in vals) else sum(vals) / len(vals)
+
+
 def build_table(spec: dict, runs: list[Run], proxy: bool | str) -> dict:
     rows = [r for r in spec["rows"] if r.get("table", True) and not r.get("once")]
     planned = {r.row for r in runs}
@@ -367,7 +381,7 @@ def build_table(spec: dict, runs: list[Run], proxy: bool | str) -> dict:
     for r in rows:
         cells[r["name"]] = {}
         for c in spec["columns"]:
-            vals = [read_results(x).get(x.keys.get(c["key"], c["key"])) for x in runs if x.row == r["name"]]
+            vals = [_column_value(read_results(x), x, c) for x in runs if x.row == r["name"]]
             vals = [v * c.get("scale", 1) for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
             mean, std = _mean_std(vals) if vals else (None, None)
             paper = (c.get("paper") or {}).get(r["name"])

@@ -184,6 +184,27 @@ def test_row_keys_column_scale_proxy_configs_and_missing_classifier_files(tmp_pa
     assert proxy[1].keys == {"kid_BtoA": "kid_digits_BtoA"}
 
 
+def test_a_column_may_be_the_mean_of_several_result_keys(tmp_path):
+    spec = {"paper": "P", "table": "T", "seeds": 2, "rows": [{"name": "a", "config": "c.yaml"}],
+            "columns": [{"key": "guided", "mean_of": ["x_0to5", "x_1to7"]}, {"key": "x_0to5"}]}
+    p = tmp_path / "t.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    s = R.load_table(p)
+    runs = R.plan(s, tmp_path / "o")
+    for r, vals in zip(runs, ({"x_0to5": 0.2, "x_1to7": 0.4}, {"x_0to5": 0.6, "x_1to7": 1.0})):
+        r.folder.mkdir(parents=True)
+        (r.folder / R.EVAL_FILE).write_text(json.dumps({"metrics": vals}))
+    cells = R.build_table(s, runs, proxy=False)["cells"]["a"]
+    assert cells["guided"]["values"] == pytest.approx([0.3, 0.8]) and cells["guided"]["mean"] == pytest.approx(0.55)
+    assert cells["x_0to5"]["mean"] == pytest.approx(0.4)
+    (runs[1].folder / R.EVAL_FILE).write_text(json.dumps({"metrics": {"x_0to5": 0.6}}))  # one key missing
+    assert R.build_table(s, runs, proxy=False)["cells"]["a"]["guided"]["n"] == 1
+    spec["columns"][0]["mean_of"] = "x_0to5"
+    p.write_text(yaml.safe_dump(spec))
+    with pytest.raises(UserError, match="mean_of"):
+        R.load_table(p)
+
+
 def test_bad_table_files_are_one_line_errors(tmp_path):
     with pytest.raises(UserError, match="not found"):
         R.load_table(tmp_path / "missing.yaml")

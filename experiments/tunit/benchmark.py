@@ -85,19 +85,10 @@ def test_set(seed: int = 0):
 
 
 def colours(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(background, foreground) RGB in [0, 1] of each image (N, 3, H, W) in [-1, 1]: the median of the
-    2-pixel border, and the mean of the 15% of pixels farthest from it."""
-    x = ((img.float() + 1) / 2).clamp(0, 1)
-    n, c, h, w = x.shape
-    border = torch.ones(h, w, dtype=torch.bool)
-    border[2:-2, 2:-2] = False
-    bg = x[:, :, border].median(dim=2).values
-    flat = x.flatten(2)
-    dist = (flat - bg[:, :, None]).abs().sum(1)
-    k = max(1, int(0.15 * h * w))
-    idx = dist.topk(k, dim=1).indices
-    fg = torch.gather(flat, 2, idx[:, None, :].expand(-1, c, -1)).mean(2)
-    return bg, fg
+    """(background, foreground) RGB in [0, 1] of each image: :func:`lit_i2i.metrics.scores.image_colours`."""
+    from lit_i2i.metrics.scores import image_colours
+
+    return image_colours(img)
 
 
 # ---------------------------------------------------------------------------------------- measures

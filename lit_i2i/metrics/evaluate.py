@@ -25,7 +25,15 @@ fid, kid, mfid  InceptionV3 2048-d    kid_std, kid_subset (subset size), mfid_cl
 fid_digits,     built-in digit        kid_digits_std, kid_digits_subset, mfid_digits_classes
 kid_digits,     classifier of the
 mfid_digits     target domain
-acc             same classifier       (translation accuracy vs source labels)
+acc             same classifier       (translation accuracy vs source labels: the items'
+                                      ``content_label`` where the data has one, e.g. the digit when
+                                      the domains are colour schemes, else their ``label``)
+ref_acc         same classifier       share read as the *reference's* label (reference-guided only;
+                                      TUNIT / FUNIT on digit classes: the reference's digit drawn)
+scheme_rate,    -: the target         share of outputs whose (background, foreground) colours are
+scheme_error    domain's colour       nearest the target domain's, among the data's schemes; the
+                scheme                mean colour error to it in [0, 1] (``scores.scheme_scores``;
+                                      ``datamodule.colour_scheme``: the built-in palette domains)
 attr_prob,      binary attribute
 attr_success    classifier
 domain_rate     A-vs-B domain         share of outputs the classifier calls the target domain
@@ -91,7 +99,8 @@ from lit_i2i.metrics.cache import FeatureCache, fingerprint
 #: metric -> what it needs ("inception", "digits", "attribute", "vgg", "paired", "cluster")
 METRICS = {
     "fid": "inception", "kid": "inception", "mfid": "inception",
-    "fid_digits": "digits", "kid_digits": "digits", "mfid_digits": "digits", "acc": "digits",
+    "fid_digits": "digits", "kid_digits": "digits", "mfid_digits": "digits", "acc": "digits", "ref_acc": "digits",
+    "scheme_rate": "scheme", "scheme_error": "scheme",
     "attr_prob": "attribute", "attr_success": "attribute", "domain_rate": "domain",
     "content": "vgg", "style": "vgg",
     "psnr": "paired", "ssim": "paired", "lpips": "paired",
@@ -105,7 +114,8 @@ METRICS = {
 }
 PAIRED = ("psnr", "ssim", "lpips")
 PER_IMAGE = (*PAIRED, "ssim_input", "l1_input", "swd", "coherence", "completeness", "ssim_lowpass", "corr_lowpass",
-             "corr_edges", "l1_truth", "l1_outside", "colour_error")  # one value per output, averaged
+             "corr_edges", "l1_truth", "l1_outside", "colour_error", "scheme_rate",
+             "scheme_error")  # one value per output, averaged
 #: thresholds over which ``mask_iou_best`` looks for the best one (chosen on the evaluation set itself)
 MASK_THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))
 
@@ -206,6 +216,7 @@ class DirectionPlan:
     digit_net: str | None = None          # built-in classifier name or 'pkg.mod:factory'
     attribute: tuple[str, int, int | None] | None = None  # (classifier, target class, column of a multi-label head)
     domain: tuple[str, int] | None = None  # (domain classifier, the target domain's class)
+    schemes: tuple[torch.Tensor, int] | None = None  # ((K, 2, 3) colour schemes of the domains, the target's)
 
 
 class ModuleExtractor(torch.nn.Module):
@@ -338,6 +349,13 @@ class Evaluator:
                     raise UserError(f"domain_rate of {d} needs two built-in domains (a classifier of the pair is "
                                     f"trained for them); this data's are {names[0]!r} and {names[1]!r}") from None
                 p.domain = (net, domain_pair(net).index(target))
+            if "scheme" in self.needs:
+                scheme = getattr(dm, "colour_scheme", None)
+                if not callable(scheme) or any(scheme(k) is None for k in (tgt, *domains)):
+                    raise UserError(f"scheme_rate/scheme_error of {d} need colour-scheme domains "
+                                    f"(datamodule.colour_scheme); {getattr(dm, 'name', type(dm).__name__)} has none "
+                                    "(the built-in palette-digits with data.classes scheme has)")
+                p.schemes = (torch.tensor([scheme(k) for k in domains], dtype=torch.float32), domains.index(tgt))
             if self.needs & {"truth", "mask"}:
                 gt = getattr(dm, "ground_truth", None)
                 ref = [0] if self._uses_reference(d) else None
@@ -495,6 +513,8 @@ class Evaluator:
             idx, pos = block[pos:pos + len(x)], pos + len(x)
             reals = None
             out = {"label": torch.as_tensor(batch["label"]).long()}
+            if "content_label" in batch:
+                out["content_label"] = torch.as_tensor(batch["content_label"]).long()
             if use_ref or self.needs & {"paired", "patch"}:  # target item i goes with source item i
                 items = [tgt_ds[i % len(tgt_ds)] for i in idx]
                 reals = torch.stack([t["image"] for t in items]).to(device)
@@ -527,6 +547,8 @@ class Evaluator:
                 out["l1_input"] = (y.float() - x.float()).abs().flatten(1).mean(1)
             if self.needs & {"patch", "structure"}:
                 out.update(_patch_scores(y, x, reals, self.metrics))
+            if p.schemes is not None:
+                out["scheme_rate"], out["scheme_error"] = scores.scheme_scores(y, *p.schemes)
             if self.needs & {"truth", "mask"}:
                 refs = [i % len(tgt_ds) for i in idx] if use_ref else None
                 gt = dm.ground_truth(p.src, p.tgt, self.split, list(idx), refs)
@@ -606,11 +628,20 @@ class Evaluator:
                 else:
                     notes.append(f"mfid{suffix}_{d} skipped: no class with >= 2 labelled real and fake images")
         if "acc" in self.metrics:
-            acc, n = scores.translation_accuracy(fake[f"{p.digit_net}/logits"], fake["label"])
+            acc, n = scores.translation_accuracy(fake[f"{p.digit_net}/logits"], fake.get("content_label", fake["label"]))
             if n:
                 res[f"acc_{d}"] = acc
             else:
                 notes.append(f"acc_{d} skipped: the {p.src} images have no labels")
+        if "ref_acc" in self.metrics:
+            if "target_label" not in fake:
+                notes.append(f"ref_acc_{d} skipped: it scores reference-guided outputs (pass reference for {d})")
+            else:
+                acc, n = scores.translation_accuracy(fake[f"{p.digit_net}/logits"], fake["target_label"])
+                if n:
+                    res[f"ref_acc_{d}"] = acc
+                else:
+                    notes.append(f"ref_acc_{d} skipped: the {p.tgt} references have no labels")
         if p.attribute is not None:
             try:
                 prob, success = scores.attribute_scores(fake["attribute/logits"], p.attribute[1], p.attribute[2])

@@ -157,6 +157,35 @@ def translation_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[fl
     return int((logits[keep].argmax(1) == labels[keep]).sum()) / n, n
 
 
+def image_colours(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(background, foreground) RGB in [0, 1], each (N, 3), of images (N, 3, H, W) in [-1, 1]: the
+    median of the 2-pixel border, and the mean of the 15% of pixels farthest from it (L1 in RGB)."""
+    x = ((img.float() + 1) / 2).clamp(0, 1)
+    n, c, h, w = x.shape
+    border = torch.ones(h, w, dtype=torch.bool, device=x.device)
+    border[2:-2, 2:-2] = False
+    bg = x[:, :, border].median(dim=2).values
+    flat = x.flatten(2)
+    k = max(1, int(0.15 * h * w))
+    idx = (flat - bg[:, :, None]).abs().sum(1).topk(k, dim=1).indices
+    fg = torch.gather(flat, 2, idx[:, None, :].expand(-1, c, -1)).mean(2)
+    return bg, fg
+
+
+def scheme_scores(img: torch.Tensor, schemes: torch.Tensor, target: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image: (is the nearest of ``schemes`` the ``target`` one, the colour error to the target).
+
+    ``schemes`` is (K, 2, 3): each scheme's (foreground, background) RGB in [0, 1]. An image's colours
+    are :func:`image_colours`; its distance to a scheme is the mean absolute difference of the six
+    numbers (background and foreground RGB), which is also the error returned (in [0, 1]).
+    """
+    bg, fg = image_colours(img)
+    have = torch.cat([fg, bg], 1)[:, None, :]  # (N, 1, 6)
+    want = schemes.to(have).reshape(1, len(schemes), 6)
+    dist = (have - want).abs().mean(2)  # (N, K)
+    return (dist.argmin(1) == target).double(), dist[:, target].double()
+
+
 def attribute_scores(logits: torch.Tensor, target_class: int, index: int | None = None) -> tuple[float, float]:
     """(mean probability that the target-domain attribute value holds, share of images where it does).
 
