@@ -4,7 +4,8 @@
 (jsonargparse): ``--config experiments/....yaml``, ``--print_config``, dotted overrides such as
 ``--trainer.max_steps 10`` or ``--data.init_args.root DIR``; the model and data classes are chosen by
 ``class_path`` in the config. Every run always gets, as forced callbacks with their own option
-groups: ``checkpoint`` (ModelCheckpoint: last + periodic, in ``<run>/checkpoints``), ``grids``
+groups: ``checkpoint`` (ModelCheckpoint, as ``core.callbacks.Checkpoint``: last + periodic, in
+``<run>/checkpoints``, last.ckpt also at the end of training), ``grids``
 (ImageGrid), ``summary`` (RunSummary: ``<run>/metrics.json``) and ``metrics`` (TranslationMetrics:
 FID/KID/accuracy; off unless ``--metrics.metrics`` names some). The run folder is
 ``--trainer.default_root_dir``.
@@ -73,11 +74,10 @@ def import_class(path: str):
 
 def _build_cli_class():
     from pytorch_lightning import LightningDataModule
-    from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.cli import LightningCLI, SaveConfigCallback
 
     from datamodules.base import TranslationDataModule
-    from lit_i2i.core.callbacks import ImageGrid, RunSummary, SaveOnSignal
+    from lit_i2i.core.callbacks import Checkpoint, ImageGrid, RunSummary, SaveOnSignal
     from lit_i2i.core.fast import FastPaths
     from lit_i2i.core.loggers import WandbLogger
     from lit_i2i.core.module import TranslationModule
@@ -140,7 +140,7 @@ def _build_cli_class():
                                 f"{argument_error_line(str(e))}") from None
 
         def add_arguments_to_parser(self, parser) -> None:
-            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.add_lightning_class_args(Checkpoint, "checkpoint")  # ModelCheckpoint, last.ckpt also at the end
             parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": -1,
                                  "checkpoint.every_n_epochs": 10, "checkpoint.filename": "{epoch:04d}-{step:08d}",
                                  # save at epoch ends even when validation runs rarely or never

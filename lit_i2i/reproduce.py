@@ -114,6 +114,39 @@ class Run:
             return True
 
 
+def ckpt_behind(run: Run) -> tuple[int, int] | None:
+    """(step of last.ckpt, the run's final step) when a finished run's last.ckpt is from before its end,
+    else None. Lightning 2.6 kept the last periodic checkpoint as last.ckpt when training ended between
+    two of them; runs made before the suite's fix (core.callbacks.Checkpoint, 2026-12-03) can hold one."""
+    from lit_i2i.core.safe_load import load_checkpoint
+
+    ckpt, summary = run.folder / "checkpoints" / "last.ckpt", run.folder / "metrics.json"
+    if not (ckpt.is_file() and summary.is_file()):
+        return None
+    try:
+        final = json.loads(summary.read_text()).get("global_step")
+    except ValueError:
+        return None
+    step = load_checkpoint(ckpt, f"reproduce: {run.key}").get("global_step")
+    if isinstance(final, int) and isinstance(step, int) and step < final:
+        return step, final
+    return None
+
+
+def resume_behind(runs: list[Run]) -> None:
+    """Finished runs whose last.ckpt is behind their end are resumed from it to the end (exact resume gives
+    the same final weights) and evaluated again; their old evaluation (of the earlier weights) is kept as
+    ``table_eval.json.behind`` (``metrics.json.behind`` for a shared run), never deleted."""
+    for r in runs:
+        if not r.done or (gap := ckpt_behind(r)) is None:
+            continue
+        old = r.folder / (EVAL_FILE if r.in_table else "metrics.json")
+        old.rename(old.with_name(old.name + ".behind"))
+        print(f"reproduce: {r.key}: its last.ckpt is from step {gap[0]} but the run ended at step {gap[1]} "
+              f"(Lightning kept an earlier checkpoint as last.ckpt); it resumes from there to its end and is evaluated "
+              f"again (the old evaluation is kept as {old.name}.behind)", flush=True)
+
+
 def check_stale(runs: list[Run]) -> None:
     """Refuse to skip or resume a run whose row changed since it ran (its table_run.json differs)."""
     stale = [r for r in runs if r.stale()]
@@ -488,11 +521,13 @@ def reproduce_main(argv: list[str]) -> int:
     if a.dry_run:
         print(f"{spec['paper']}, {spec['table']}{f' ({proxy_suffix(a.proxy)[1:]})' if a.proxy else ''}: {len(runs)} runs into {out}")
         for r in runs:
-            state = "changed since it ran" if r.stale() else "done" if r.done else ("resumes" if r.started else "to run")
+            state = ("changed since it ran" if r.stale() else "last.ckpt behind its end: resumes"
+                     if r.done and ckpt_behind(r) else "done" if r.done else ("resumes" if r.started else "to run"))
             print(f"  [{state}] {r.key}: {r.command()}")
         return 0
     check_stale(runs)
     check_classifier_files(runs)
+    resume_behind(runs)
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("WANDB_RUN_GROUP", spec["_id"])  # every run of the table in one W&B group
     if a.launcher == "submitit":

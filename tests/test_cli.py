@@ -77,6 +77,17 @@ def test_cyclegan_20_steps_through_the_cli_then_translate(tmp_path):
     assert main(["translate", "--ckpt", str(ckpt), "--input", str(inp), "--output", str(out), "--overwrite"]) == 0
 
 
+def test_last_ckpt_is_the_final_step_when_training_ends_between_periodic_saves(tmp_path):
+    """Lightning 2.6 alone leaves last.ckpt at the last periodic save (step 16 here); ours writes the end."""
+    root = _fit(tmp_path, "experiments/cyclegan/digits.yaml", "--model.init_args.n_blocks", "1", "--metrics.metrics", "[]",
+                "--checkpoint.every_n_epochs", "2")
+    assert [p.name for p in (root / "checkpoints").glob("epoch=*.ckpt")] == ["epoch=0001-step=00000016.ckpt"]
+    state = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["global_step"] == 20 and state["lit_i2i_config"]["model"]["class_path"].endswith("CycleGAN")
+    summary = json.loads((root / "metrics.json").read_text())
+    assert summary["global_step"] == 20
+
+
 def test_pix2pix_20_steps_through_the_cli(tmp_path):
     root = _fit(tmp_path, "experiments/pix2pix/digits.yaml", "--metrics.metrics", "[]")
     state = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)

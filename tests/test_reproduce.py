@@ -205,6 +205,25 @@ def test_a_column_may_be_the_mean_of_several_result_keys(tmp_path):
         R.load_table(p)
 
 
+def test_a_finished_run_whose_last_ckpt_is_behind_its_end_resumes_and_keeps_the_old_evaluation(tmp_path, capsys):
+    spec = {"paper": "P", "table": "T", "rows": [{"name": "a", "config": "c.yaml"}, {"name": "b", "config": "c.yaml"}],
+            "columns": [{"key": "acc_AtoB"}]}
+    p = tmp_path / "t.yaml"
+    p.write_text(yaml.safe_dump(spec))
+    runs = R.plan(R.load_table(p), tmp_path / "o")
+    for r, step in zip(runs, (16, 20)):  # a: Lightning's stale last.ckpt (step 16 of 20); b: at its end
+        (r.folder / "checkpoints").mkdir(parents=True)
+        torch.save({"state_dict": {}, "global_step": step}, r.folder / "checkpoints" / "last.ckpt")
+        (r.folder / "metrics.json").write_text(json.dumps({"global_step": 20}))
+        (r.folder / R.EVAL_FILE).write_text(json.dumps({"metrics": {"acc_AtoB": 0.5}}))
+    assert R.ckpt_behind(runs[0]) == (16, 20) and R.ckpt_behind(runs[1]) is None
+    R.resume_behind(runs)
+    assert not runs[0].done and runs[0].started and "--ckpt_path" in runs[0].fit_argv()  # resumes to its end
+    assert json.loads((runs[0].folder / (R.EVAL_FILE + ".behind")).read_text())["metrics"]["acc_AtoB"] == 0.5
+    assert runs[1].done
+    assert "step 16 but the run ended at step 20" in capsys.readouterr().out
+
+
 def test_bad_table_files_are_one_line_errors(tmp_path):
     with pytest.raises(UserError, match="not found"):
         R.load_table(tmp_path / "missing.yaml")

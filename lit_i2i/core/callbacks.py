@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -152,6 +153,25 @@ class RunSummary(pl.Callback):
 
     def on_test_end(self, trainer, pl_module):
         self.write(trainer, pl_module)
+
+
+class Checkpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` (every option the same) that also writes ``last.ckpt`` when training
+    ends between its periodic saves.
+
+    Lightning 2.6's own one writes ``last.ckpt`` only beside a periodic checkpoint, and at the end of
+    training only if it never wrote one: a run stopped by ``max_steps`` (or ``max_epochs``) after
+    its last ``every_n_epochs`` save kept the state of that save as ``last.ckpt``, so ``translate``,
+    ``evaluate``, the table evaluations of ``lit-i2i reproduce`` and ``--ckpt_path last`` read an
+    earlier model than the one trained (e.g. step 1,780 of 2,400). Here the end of training always
+    leaves ``last.ckpt`` at the final step.
+    """
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        else:
+            super().on_train_end(trainer, pl_module)
 
 
 class StopAfter(pl.Callback):

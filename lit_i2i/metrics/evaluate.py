@@ -628,7 +628,8 @@ class Evaluator:
                 else:
                     notes.append(f"mfid{suffix}_{d} skipped: no class with >= 2 labelled real and fake images")
         if "acc" in self.metrics:
-            acc, n = scores.translation_accuracy(fake[f"{p.digit_net}/logits"], fake.get("content_label", fake["label"]))
+            kept = fake.get("content_label", fake["label"])  # the digit, where the domains are colour schemes
+            acc, n = scores.translation_accuracy(fake[f"{p.digit_net}/logits"], kept)
             if n:
                 res[f"acc_{d}"] = acc
             else:
