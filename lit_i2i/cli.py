@@ -143,6 +143,9 @@ def _build_cli_class():
             parser.add_lightning_class_args(Checkpoint, "checkpoint")  # ModelCheckpoint, last.ckpt also at the end
             parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_top_k": -1,
                                  "checkpoint.every_n_epochs": 10, "checkpoint.filename": "{epoch:04d}-{step:08d}",
+                                 # a continued run (--ckpt_path last) writes last.ckpt again, never last-v1.ckpt
+                                 # (fit refuses a folder with checkpoints otherwise, so no name is ever reused)
+                                 "checkpoint.enable_version_counter": False,
                                  # save at epoch ends even when validation runs rarely or never
                                  "checkpoint.save_on_train_epoch_end": True})
             parser.link_arguments("trainer.default_root_dir", "checkpoint.dirpath",

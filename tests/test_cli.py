@@ -86,6 +86,15 @@ def test_last_ckpt_is_the_final_step_when_training_ends_between_periodic_saves(t
     assert state["global_step"] == 20 and state["lit_i2i_config"]["model"]["class_path"].endswith("CycleGAN")
     summary = json.loads((root / "metrics.json").read_text())
     assert summary["global_step"] == 20
+    # continued to 28 steps: last.ckpt again (Lightning's version counter would write last-v1.ckpt)
+    args = ["fit", "--config", "experiments/cyclegan/digits.yaml", "--trainer.default_root_dir", str(root),
+            "--trainer.max_steps", "28", "--data.init_args.train_limit", "64", "--trainer.limit_val_batches", "0",
+            *TINY_G, "--model.init_args.n_blocks", "1", "--metrics.metrics", "[]", "--checkpoint.every_n_epochs", "2",
+            "--ckpt_path", "last"]
+    assert main(args) == 0
+    names = sorted(p.name for p in (root / "checkpoints").iterdir())
+    assert "last.ckpt" in names and not [n for n in names if "-v1" in n], names
+    assert torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 28
 
 
 def test_pix2pix_20_steps_through_the_cli(tmp_path):
