@@ -97,6 +97,31 @@ def test_last_ckpt_is_the_final_step_when_training_ends_between_periodic_saves(t
     assert torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 28
 
 
+def test_continuing_from_an_epoch_end_checkpoint_with_metrics_is_exact(tmp_path):
+    """max_steps run, periodic saves at epoch ends, metrics every epoch: a run stopped at an epoch end (step 16)
+    and continued with --ckpt_path last ends with the uninterrupted run's weights and optimizer states, bit for
+    bit (Lightning's restart on epoch end and the evaluation's own random draws used to shift every later step)."""
+    def fit(root, steps, *extra):
+        args = ["fit", "--config", "experiments/cyclegan/digits.yaml", "--trainer.default_root_dir", str(root),
+                "--trainer.max_steps", str(steps), "--data.init_args.train_limit", "64", *TINY_G,
+                "--model.init_args.n_blocks", "1", "--checkpoint.every_n_epochs", "1",
+                "--trainer.check_val_every_n_epoch", "1", "--trainer.limit_val_batches", "1",
+                "--metrics.metrics", "[acc]", "--metrics.directions", "[AtoB]", "--metrics.every_n_epochs", "1",
+                "--metrics.max_samples", "8", "--metrics.cache", "false", *extra]
+        assert main(args) == 0
+        return torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
+
+    straight = fit(tmp_path / "a", 28)
+    assert fit(tmp_path / "b", 16)["global_step"] == 16  # saved in on_train_epoch_end of epoch 1
+    resumed = fit(tmp_path / "b", 28, "--ckpt_path", "last")
+    assert straight["global_step"] == resumed["global_step"] == 28
+    for k, v in straight["state_dict"].items():
+        assert torch.equal(v, resumed["state_dict"][k]), k
+    for oa, ob in zip(straight["optimizer_states"], resumed["optimizer_states"]):
+        for sa, sb in zip(oa["state"].values(), ob["state"].values()):
+            assert all(torch.equal(sa[k], sb[k]) for k in sa if torch.is_tensor(sa[k]))
+
+
 def test_pix2pix_20_steps_through_the_cli(tmp_path):
     root = _fit(tmp_path, "experiments/pix2pix/digits.yaml", "--metrics.metrics", "[]")
     state = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)

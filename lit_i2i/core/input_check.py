@@ -27,12 +27,13 @@ SAFE = 256
 
 
 @contextlib.contextmanager
-def same_random_state():
-    """Whatever runs inside leaves the python, numpy and torch (CPU) random states as they were, so
-    that checking does not change a seeded run."""
+def same_random_state(cuda: bool = False):
+    """Whatever runs inside leaves the python, numpy and torch (CPU; with ``cuda`` every CUDA device's too)
+    random states as they were, so that checking or evaluating does not change a seeded run."""
     py, npy = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if cuda and torch.cuda.is_available() else []
     try:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=devices):
             yield
     finally:
         random.setstate(py)

@@ -99,6 +99,36 @@ class BatchBookkeeping(pl.Callback):
         pl_module.end_of_batch()
 
 
+def finish_epoch_end_save(checkpoint: dict) -> None:
+    """Mark a checkpoint saved in ``on_train_epoch_end`` as a finished epoch, so that continuing it is exact.
+
+    Such a checkpoint (the CLI's periodic saves: ``save_on_train_epoch_end``) records its epoch as
+    processed but not completed. Lightning 2.6 continues a ``max_steps`` run from it as a restart "on
+    epoch end": it builds (and drops) a DataLoader iterator for the finished epoch, one draw of the global
+    random generator after the checkpoint's random state was restored, runs the epoch-end hooks again
+    (the LR scheduler steps twice) and, after an epoch without validation, trains one batch of the next
+    epoch as the old one's; every later step then differs from the uninterrupted run. Lightning reads
+    ``checkpoint["loops"]`` after this hook, so completing the epoch here gives the path it already
+    takes for ``max_epochs`` runs (the next epoch from its first batch). Mid-epoch saves (stopped by a
+    signal, the end of training) do not match the pattern and are left alone.
+    """
+    loops = (checkpoint.get("loops") or {}).get("fit_loop") or {}
+    ep = loops.get("epoch_progress")
+    try:
+        t = ep["total"]
+        at_epoch_end = t["ready"] == t["started"] == t["processed"] == t["completed"] + 1
+    except (KeyError, TypeError):
+        return
+    if not at_epoch_end:
+        return
+    for part in ("total", "current"):
+        ep[part]["completed"] = ep[part]["processed"]
+    bp = loops.get("epoch_loop.batch_progress")
+    if bp:
+        bp["current"] = dict.fromkeys(bp["current"], 0)
+        bp["is_last_batch"] = False
+
+
 class TranslationModule(pl.LightningModule):
     #: short method name used for run tags and W&B grouping
     method_name: str = "translation"
@@ -262,6 +292,7 @@ class TranslationModule(pl.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        finish_epoch_end_save(checkpoint)
         self.iteration = int(checkpoint.get("iteration", 0))
         for k, state in checkpoint.get("image_pools", {}).items():
             if k in self.pools:
