@@ -158,6 +158,9 @@ def evaluate(argv: list[str]) -> int:
 
         logger = WandbLogger(save_dir=str(Path(out).parent), job_type="evaluate")
     directions = a.directions.split(",") if a.directions else list(model.directions)
+    if isinstance(reference, list) and (bad := [d for d in reference if d not in directions]):
+        raise UserError(f"--reference: true, false or some of the evaluated directions ({', '.join(directions)}); "
+                        f"got {', '.join(bad)}")
     model.to(a.device)
     evaluate_model(model, dm, metrics=[m for m in a.metrics.split(",") if m], directions=directions, split=a.split,
                    max_samples=a.max_samples, reference=reference, out_json=out, inception_weights=a.inception_weights,

@@ -138,3 +138,6 @@ def test_palette_configs_train_and_score_schemes(tmp_path, cli_env):
                  "--reference", "2to3", "--max_samples", "8", "--out", str(out)]) == 0
     got = json.loads(out.read_text())["metrics"]
     assert {"acc_0to1", "scheme_rate_0to1", "acc_2to3", "scheme_rate_2to3"} <= set(got)
+    assert main(["evaluate", "--ckpt", str(ckpt), "--metrics", "acc", "--directions", "0to1", "--reference", "2to9",
+                 "--max_samples", "8", "--out", str(tmp_path / "bad.json")]) == 2  # not an evaluated direction
+    assert not (tmp_path / "bad.json").exists()

@@ -28,10 +28,10 @@ SAFE = 256
 
 @contextlib.contextmanager
 def same_random_state(cuda: bool = False):
-    """Whatever runs inside leaves the python, numpy and torch (CPU; with ``cuda`` every CUDA device's too)
+    """Whatever runs inside leaves the python, numpy and torch (CPU; with ``cuda`` the current CUDA device's too)
     random states as they were, so that checking or evaluating does not change a seeded run."""
     py, npy = random.getstate(), np.random.get_state()
-    devices = list(range(torch.cuda.device_count())) if cuda and torch.cuda.is_available() else []
+    devices = [torch.cuda.current_device()] if cuda and torch.cuda.is_available() else []  # this process's GPU
     try:
         with torch.random.fork_rng(devices=devices):
             yield
