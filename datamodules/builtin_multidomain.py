@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from datamodules.base import DomainDataset, TensorSource, TranslationDataModule
-from datamodules.builtin import DOMAINS, PALETTE, SIZE, domain_source, palette_schemes
+from datamodules.builtin import DOMAINS, PALETTE, SIZE, digit_masks, domain_source, palette_schemes
 from datamodules.semi import LabelledStream
 from datamodules.transforms import apply, build_transform
 from lit_i2i.errors import UserError
@@ -135,8 +135,6 @@ class BuiltinMultiDomain(TranslationDataModule):
 
     def _digits(self, src: TensorSource) -> torch.Tensor:
         """The digit of each image of ``src`` (its builtin index)."""
-        from datamodules.builtin import digit_masks
-
         return digit_masks()[1][torch.as_tensor(src.index, dtype=torch.long)]
 
     def colour_scheme(self, domain: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:

@@ -127,7 +127,7 @@ def ckpt_behind(run: Run) -> tuple[int, int] | None:
         final = json.loads(summary.read_text()).get("global_step")
     except ValueError:
         return None
-    step = load_checkpoint(ckpt, f"reproduce: {run.key}").get("global_step")
+    step = load_checkpoint(ckpt, f"reproduce: {run.key}", mmap=True).get("global_step")  # no weights read
     if isinstance(final, int) and isinstance(step, int) and step < final:
         return step, final
     return None

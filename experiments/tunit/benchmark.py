@@ -50,6 +50,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from experiments.benchkit import measures_table, reuse_or_clear  # noqa: E402
+from lit_i2i.metrics.scores import image_colours as colours  # noqa: E402,F401 - also imported from here
 
 CONFIG = "experiments/tunit/digits.yaml"
 ROWS = {
@@ -82,13 +83,6 @@ def test_set(seed: int = 0):
             r[bad] = torch.randint(len(x), (int(bad.sum()),), generator=g)
         refs.append(r)
     return {"x": x, "y": y, "refs": torch.stack(refs), "reals": reals}
-
-
-def colours(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(background, foreground) RGB in [0, 1] of each image: :func:`lit_i2i.metrics.scores.image_colours`."""
-    from lit_i2i.metrics.scores import image_colours
-
-    return image_colours(img)
 
 
 # ---------------------------------------------------------------------------------------- measures

@@ -29,14 +29,15 @@ if SAFE_GLOBALS:
     torch.serialization.add_safe_globals(SAFE_GLOBALS)
 
 
-def load_checkpoint(path: str | Path, option: str = "--ckpt", map_location="cpu") -> dict:
+def load_checkpoint(path: str | Path, option: str = "--ckpt", map_location="cpu", mmap: bool = False) -> dict:
     """The checkpoint at ``path`` loaded with ``weights_only=True``; a one-line UserError naming
-    ``option`` and the file if it is missing, not a checkpoint, or holds code-running objects."""
+    ``option`` and the file if it is missing, not a checkpoint, or holds code-running objects. ``mmap``
+    maps the tensors from the file instead of reading them (for a look at the bookkeeping only)."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{option}: checkpoint not found: {p}" + (" (it is a folder)" if p.is_dir() else ""))
     try:
-        state = torch.load(p, map_location=map_location, weights_only=True)
+        state = torch.load(p, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:  # noqa: BLE001 - any unreadable file is a user error here
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
         if found:
