@@ -42,8 +42,8 @@ def recording(cls):
         def on_train_start(self):
             self.snaps = [("start", params(self))]
 
-        def step(self, name, loss, clip=None):
-            super().step(name, loss, clip)
+        def step(self, name, loss, clip=None, **kw):
+            super().step(name, loss, clip, **kw)
             self.snaps.append((name, params(self)))
     Recording.__name__ = f"Recording{cls.__name__}"
     return Recording

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from data_factory import make_celeba, make_partition, make_unpaired
-from helpers import check_steps, cli_fit, recording, tiny_data, trainer
+from helpers import changed, check_steps, cli_fit, recording, tiny_data, trainer
 from lit_i2i.errors import UserError
 from lit_i2i.methods.cyclegan import CycleGAN
 from lit_i2i.methods.discogan import DiscoGAN
@@ -287,3 +287,127 @@ def test_norm_d_option():
     assert any(isinstance(x, nn.InstanceNorm2d) for x in m.netG_A.modules())
     with pytest.raises(ValueError, match="norm_D"):
         DistanceGAN(nets="2017", norm_D="none")
+
+
+# ------------------------------------------------------------------------------------------ the MNIST -> SVHN model
+TINY_DIGIT = dict(g_conv_dim=4, d_conv_dim=4, max_items=6)
+
+
+def test_digit_model_official_counts():
+    from lit_i2i.methods.distancegan import DistanceDigitGAN
+    from lit_i2i.nets.distancegan import digit_discriminator, digit_generator
+
+    # cyclegan_arch/mnist_to_svhn/model.py at conv_dim 64, counted by hand from its layer list:
+    # G12 conv1 1*64*16 + BN 128, conv2 64*128*16 + 256, conv3 / conv4 128*128*9 + 256, deconv1 128*64*16 + 128,
+    # deconv2 64*3*16 (bias-free, no BN) = 562,176; D1 1*64*16 + 64*128*16 + 256 + 128*256*16 + 512 + 256*16 = 661,248
+    assert count_params(digit_generator(1, 3)) == 562_176 == count_params(digit_generator(3, 1))
+    assert count_params(digit_discriminator(1)) == 661_248
+    assert count_params(digit_discriminator(3)) == 663_296
+    official = DistanceDigitGAN(in_ch=1, out_ch=3)
+    assert [count_params(getattr(official, n)) for n in ("netG_A", "netG_B", "netD_A", "netD_B")] == [
+        562_176, 562_176, 663_296, 661_248]
+    grey = DistanceDigitGAN()  # the suite's 3-channel digits: 2,048 more in each first / last layer on A's side
+    assert [count_params(getattr(grey, n)) for n in ("netG_A", "netG_B", "netD_B")] == [564_224, 564_224, 663_296]
+    x = torch.randn(2, 1, 32, 32)
+    assert official.netG_A(x).shape == (2, 3, 32, 32) and official.netD_B(x).numel() == 2
+    with pytest.raises(UserError, match="exclusive"):
+        DistanceDigitGAN(use_distance_loss=True, use_self_distance=True)
+
+
+def test_digit_model_iteration_order_and_zero_gradient_adam_steps(tmp_path):
+    """D real, D fake, G a->b->a, G b->a->b; one Adam for both generators that steps both every time
+    (PyTorch 0.3's in-place zero_grad): without the cycle, G21 is moved by its momentum alone in the
+    a->b->a step."""
+    from lit_i2i.methods.distancegan import DistanceDigitGAN
+
+    pl.seed_everything(0)
+    m = rec(DistanceDigitGAN)(**TINY_DIGIT)
+    t = trainer(tmp_path, max_epochs=1, log_every_n_steps=1)
+    t.fit(m, data())  # 4 iterations of batch 2
+    names = [n for n, _ in m.snaps]
+    assert names == ["start"] + ["D", "D", "G", "G"] * 4
+    for (_, before), (name, after) in zip(m.snaps, m.snaps[1:]):
+        g_moved = [any(changed(before, after, p)) for p in ("netG_A", "netG_B")]
+        d_moved = [any(changed(before, after, p)) for p in ("netD_A", "netD_B")]
+        assert (d_moved == [True, True]) == (name == "D") and (name == "D") != any(g_moved)
+    first_G = m.snaps[2][1], m.snaps[3][1]  # before / after the very first G step (a -> b -> a)
+    assert any(changed(*first_G, "netG_A")) and not any(changed(*first_G, "netG_B"))  # Adam's moments still 0
+    second_iter_G = m.snaps[6][1], m.snaps[7][1]  # the second iteration's a -> b -> a step
+    assert all(any(changed(*second_iter_G, p)) for p in ("netG_A", "netG_B"))  # G21 by momentum
+    opt = m.optimizer("G")
+    assert {int(opt.state[p]["step"]) for p in opt.param_groups[0]["params"]} == {8}  # 2 G steps x 4 iterations
+    keys = set(t.callback_metrics)
+    assert {"train/loss_G_A", "train/loss_G_B", "train/loss_distance_A", "train/loss_distance_B"} <= keys
+    assert not any("reconst" in k for k in keys)
+    assert bool(m.distance_stats_ready)
+
+
+def test_digit_model_loss_switches(tmp_path):
+    from lit_i2i.methods.distancegan import DistanceDigitGAN
+
+    a, b = torch.rand(4, 3, 32, 32) * 2 - 1, torch.rand(4, 3, 32, 32) * 2 - 1
+    cyc = DistanceDigitGAN(**TINY_DIGIT, use_reconst_loss=True, use_distance_loss=False)
+    terms = cyc.side_terms(a, "A")
+    assert set(terms) == {"G_A", "reconst_A"}
+    torch.testing.assert_close(terms["reconst_A"], ((cyc.netG_B(cyc.netG_A(a)) - a) ** 2).mean())
+    self_d = DistanceDigitGAN(**TINY_DIGIT, use_distance_loss=False, use_self_distance=True, unnormalized_distances=True)
+    fake = self_d.netG_B(b)
+    tb, bb = b.chunk(2, dim=2)
+    tf, bf = fake.chunk(2, dim=2)
+    want = ((tb - bb).abs().mean() - (tf - bf).abs().mean()).abs() * 0.1  # lambda_distance_B
+    torch.testing.assert_close(self_d.side_terms(b, "B")["distance_B"], want, rtol=1e-4, atol=1e-6)
+    pl.seed_everything(0)
+    plain = DistanceDigitGAN(**TINY_DIGIT, use_reconst_loss=True, use_distance_loss=False)
+    trainer(tmp_path, max_steps=4).fit(plain, data())
+    assert not bool(plain.distance_stats_ready)  # no distance term: no statistics, as the code
+
+
+def test_digit_model_resume_is_exact(tmp_path):
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from lit_i2i.methods.distancegan import DistanceDigitGAN
+
+    def fit(root, epochs, ckpt=None):
+        pl.seed_everything(1)
+        m = DistanceDigitGAN(**TINY_DIGIT)
+        cb = ModelCheckpoint(dirpath=root / "ckpt", save_last=True, every_n_epochs=1, save_top_k=-1)
+        trainer(root, max_epochs=epochs, enable_checkpointing=True, callbacks=[cb], deterministic=True).fit(
+            m, data(), ckpt_path=ckpt)
+        return m
+
+    straight = fit(tmp_path / "a", 2)
+    fit(tmp_path / "b", 1)
+    resumed = fit(tmp_path / "c", 2, ckpt=str(tmp_path / "b" / "ckpt" / "last.ckpt"))
+    sa, sb = straight.state_dict(), resumed.state_dict()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    so, ro = straight.optimizer("G").state_dict()["state"], resumed.optimizer("G").state_dict()["state"]
+    assert all(torch.equal(so[i]["exp_avg"], ro[i]["exp_avg"]) for i in so)
+
+
+def test_cli_digit_model_configs(tmp_path, cli_env, monkeypatch):
+    import torchvision.datasets as tvd
+
+    from data_factory import make_mnist, make_svhn, svhn_checksums
+    from lit_i2i.commands import load_run
+
+    small = ["--model.init_args.g_conv_dim", "4", "--model.init_args.d_conv_dim", "4",
+             "--model.init_args.max_items", "4", "--trainer.max_steps", "8"]
+    ckpt, state = cli_fit(tmp_path / "builtin", "experiments/distancegan/digits_mnist2svhn.yaml", *small,
+                          "--data.init_args.train_limit", "16", "--data.init_args.batch_size", "4",
+                          "--metrics.max_samples", "16", *TINY_CLI)
+    assert state["global_step"] == 8 and bool(state["state_dict"]["distance_stats_ready"])
+    model, _ = load_run(ckpt)
+    assert model.translate(torch.zeros(2, 3, 32, 32), "BtoA").shape == (2, 3, 32, 32)
+    assert list((tmp_path / "builtin" / "run" / "grids").glob("final_*.png"))
+    root = tmp_path / "digits"
+    make_mnist(root, 8, 4)
+    make_svhn(root, 8, 4)
+    for split, md5 in svhn_checksums(root).items():
+        url, name, _ = tvd.SVHN.split_list[split]
+        monkeypatch.setitem(tvd.SVHN.split_list, split, [url, name, md5])
+    _, state = cli_fit(tmp_path / "real", "experiments/distancegan/mnist2svhn.yaml", *small, *TINY_CLI,
+                       "--data.init_args.root", str(root), "--data.init_args.num_workers", "0",
+                       "--data.init_args.batch_size", "2",
+                       "--metrics.metrics", "[]")
+    assert state["global_step"] == 8

@@ -190,13 +190,24 @@ class TranslationModule(pl.LightningModule):
         return opts[self.opt_names.index(name)]
 
     # ------------------------------------------------------------------ stepping
-    def step(self, name: str, loss: torch.Tensor, clip: float | None = None) -> None:
+    def step(self, name: str, loss: torch.Tensor, clip: float | None = None, zero_fill: bool = False) -> None:
         """One update of optimizer ``name``: only its parameters receive gradients (the others are
-        frozen for the backward, as the reference code's ``set_requires_grad(net, False)``)."""
+        frozen for the backward, as the reference code's ``set_requires_grad(net, False)``).
+
+        ``zero_fill``: parameters of the optimizer that the loss does not reach get a zero gradient
+        instead of none, so the optimizer still steps them (Adam: moments decayed, the step count
+        advanced, the parameter moved by its momentum). That is what PyTorch before 1.7 did once a
+        parameter had had a gradient (``zero_grad`` zeroed in place), which code of that era relies
+        on when one optimizer holds two generators and a step's loss reaches only one of them."""
         opt = self.optimizer(name)
         self.toggle_optimizer(opt)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
+        if zero_fill:
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    if p.grad is None and p.requires_grad:
+                        p.grad = torch.zeros_like(p)
         if clip is not None:
             self.clip_gradients(opt, gradient_clip_val=clip, gradient_clip_algorithm="norm")
         opt.step()

@@ -1,7 +1,9 @@
 """DistanceGAN: Benaim and Wolf, "One-Sided Unsupervised Domain Mapping", NIPS 2017. Follows
 sagiebenaim/DistanceGAN at f827205: ``cyclegan_arch/distance_gan_model.py`` (on its
 ``gan_model.py`` / ``cycle_gan_model.py`` / ``networks.py``, train options) and
-``discogan_arch/distance_gan_model.py`` (on its ``disco_gan_model.py`` / ``model.py``, options).
+``discogan_arch/distance_gan_model.py`` (on its ``disco_gan_model.py`` / ``model.py``, options), and
+``cyclegan_arch/mnist_to_svhn`` (``solver.py``, ``model.py``, ``main.py``): :class:`DistanceDigitGAN`,
+the paper's MNIST -> SVHN model, whose docstring has its own loss table.
 
 The distance-preservation loss: for two images x_i, x_j of a batch from domain A and their
 translations G(x_i), G(x_j), with d(u, v) = mean |u - v| and (mu_A, sigma_A), (mu_B, sigma_B) the mean
@@ -75,8 +77,7 @@ Departures from the official code:
     arch) could differ; the updates do not.
   - D_A and D_B share one Adam optimizer in the CycleGAN arch (the code has one each; Adam is
     per-parameter, so the updates are the same).
-  - Not ported: the angle-pairing models (car2car, face2face, car2face: ``distance_gan_angle_pairing_model.py``)
-    and the MNIST -> SVHN model of ``cyclegan_arch/mnist_to_svhn`` (its own small nets).
+  - Not ported: the angle-pairing models (car2car, face2face, car2face: ``distance_gan_angle_pairing_model.py``).
   - The rest as the parent classes' docstrings (logits + BCE-with-logits, [-1, 1] images with tanh
     in the DiscoGAN arch, exact resume).
 Departures from the paper: none known beyond the code's choices above (the paper's weights are the
@@ -85,16 +86,19 @@ code's defaults).
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch.utils.data import DataLoader
 
 from lit_i2i.core.input_check import same_random_state
-from lit_i2i.core.losses import feature_matching_loss, recon_loss
+from lit_i2i.core.losses import GANLoss, feature_matching_loss, recon_loss
+from lit_i2i.core.module import TranslationModule
 from lit_i2i.errors import UserError
 from lit_i2i.methods.cyclegan import CycleGAN
 from lit_i2i.methods.discogan import DiscoGAN
 from lit_i2i.nets import DiscoGenerator, discogan_depth, init_weights
-from lit_i2i.nets.distancegan import patchgan_2017, resnet_generator_2017
+from lit_i2i.nets.distancegan import digit_discriminator, digit_generator, patchgan_2017, resnet_generator_2017
 
 DIRECTIONS = ("both", "AtoB", "BtoA")
 
@@ -448,4 +452,145 @@ class DistanceDiscoGAN(DistancePreservation, DiscoGAN):
             self.log("train/rate", rate, on_step=True, on_epoch=False)
 
 
-__all__ = ["DistanceGAN", "DistanceDiscoGAN", "distance_statistics", "pair_distances", "self_distance"]
+# ---------------------------------------------------------------------------------------- the MNIST -> SVHN model
+class DistanceDigitGAN(DistancePreservation, TranslationModule):
+    """DistanceGAN's digit model (``cyclegan_arch/mnist_to_svhn``: ``solver.py``, ``model.py``, ``main.py``),
+    the model behind the paper's MNIST -> SVHN accuracy experiment: the small mnist-svhn-transfer nets
+    (``nets.distancegan.digit_generator`` G12 / G21, ``digit_discriminator`` D1 / D2), both directions
+    always trained, the cycle (``use_reconst_loss``, the paper's CycleGAN row) and the distance
+    (``use_distance_loss``, pairwise; or ``use_self_distance``) as switches. Batch 16, 40,000 iterations,
+    Adam(2e-4, 0.5, 0.999) for G12 + G21 together and for D1 + D2 together, constant learning rate.
+
+    One iteration, in the code's order (a, b: a batch of each domain; LSGAN with targets 1 / 0):
+
+    1. D on real: mean (D1(a) - 1)² + mean (D2(b) - 1)², a D step;
+    2. D on fakes: mean D2(G12(a))² + mean D1(G21(b))², a D step;
+    3. G on a -> b -> a, a G step:
+
+       | term | formula | weight (default) |
+       |---|---|---|
+       | loss_G_A | mean (D2(G12(a)) - 1)² | 1 |
+       | loss_reconst_A | mean (a - G21(G12(a)))², only with ``use_reconst_loss`` | 1 |
+       | loss_distance_A | L_dist_A(a, G12(a)) (module docstring; pairwise, or the self-distance) | lambda_distance_A = 0.05 |
+
+    4. G on b -> a -> b, a G step: loss_G_B = mean (D1(G21(b)) - 1)², loss_reconst_B = mean (b - G12(G21(b)))²,
+       loss_distance_B = L_dist_B(b, G21(b)) x lambda_distance_B = 0.1.
+
+    The statistics: ``max_items`` (400) training batches of each domain, a batch as the item (the
+    CycleGAN-architecture unit), standardised unless ``unnormalized_distances``; computed only when a
+    distance term is on (as the code).
+
+    Faithful details kept: G's two steps share one Adam; in step 3 without the cycle G21 gets a zero
+    gradient and is still stepped by Adam (its momentum moves it), as PyTorch 0.3's in-place
+    ``zero_grad`` made the code do (``step(..., zero_fill=True)``), and the same for G12 in step 4;
+    the reconstruction is computed even when its loss is off (its BatchNorm running statistics).
+
+    Departures from the official code:
+      - ``in_ch`` / ``out_ch`` (official: MNIST 1 channel, SVHN 3): the suite's digit data are 3-channel
+        (MNIST as grey RGB), so the defaults are 3 / 3 and G12's first conv / G21's last / D1's first
+        have 3 input or output channels (562,176 + 2,048 parameters for G12, + 2,048 for G21, D1 + 2,048);
+        ``in_ch: 1`` / ``out_ch: 3`` builds the official counts.
+      - ``use_distance_loss`` and ``use_self_distance`` together are refused: the code then trains the
+        pairwise loss standardised by self-distance statistics (its ``get_expectation`` tests the
+        self-distance flag first), which is no form of the paper's.
+      - The fakes of the D step are made without a graph (the code backpropagates into G and throws
+        the gradient away: the same update).
+      - ``translate`` / evaluation run G in eval mode (BatchNorm running statistics); the code never
+        calls ``.eval()`` (its samples use the batch's statistics), as DiscoGAN here.
+      - Iterations are the suite's epochs over its data (the code draws a fresh iterator per domain
+        every ``min(len) - 1`` batches and so never uses an incomplete batch; here an incomplete last
+        batch of fewer than 2 images is skipped, a larger one used), and the statistics' B batches are
+        those of the paired training batches (module docstring).
+      - The MNIST -> SVHN ``Scale(32)`` preprocessing is the datamodule's (32x32 throughout).
+    Departures from the paper: the weights 0.05 / 0.1 are the code's (the paper's text gives the
+    distance weight without them).
+    """
+
+    method_name = "distancegan_digits"
+    generators = {"AtoB": "netG_A", "BtoA": "netG_B"}
+    stats_unit = "batches"
+    distance_scale = 1.0
+
+    def __init__(self, in_ch: int = 3, out_ch: int = 3, g_conv_dim: int = 64, d_conv_dim: int = 64,
+                 use_reconst_loss: bool = False, use_distance_loss: bool = True, use_self_distance: bool = False,
+                 unnormalized_distances: bool = False, lambda_distance_A: float = 0.05,
+                 lambda_distance_B: float = 0.1, max_items: int = 400, lr: float = 2e-4, beta1: float = 0.5,
+                 beta2: float = 0.999, ema_decay: float | None = None):
+        super().__init__(lr_policy="constant", ema_decay=ema_decay)
+        if use_distance_loss and use_self_distance:
+            raise UserError("model.init_args: use_distance_loss and use_self_distance are exclusive (the code "
+                            "would train the pairwise loss with self-distance statistics); set one")
+        self.save_hyperparameters()
+        self.netG_A = digit_generator(in_ch, out_ch, g_conv_dim)   # G12
+        self.netG_B = digit_generator(out_ch, in_ch, g_conv_dim)   # G21
+        self.netD_A = digit_discriminator(out_ch, d_conv_dim)      # D2: on domain B
+        self.netD_B = digit_discriminator(in_ch, d_conv_dim)       # D1: on domain A
+        self.gan = GANLoss("lsgan")
+        self.init_distance()
+        self.setup_ema()
+
+    @property
+    def uses_distance(self) -> bool:
+        return bool(self.hparams.use_distance_loss or self.hparams.use_self_distance)
+
+    def active(self, side: str) -> bool:
+        return True  # both directions, always (the code has no one-sided switch here)
+
+    def build_optimizers(self):
+        h = self.hparams
+        betas = (h.beta1, h.beta2)
+        return {
+            "G": torch.optim.Adam(itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()), lr=h.lr, betas=betas),
+            "D": torch.optim.Adam(itertools.chain(self.netD_B.parameters(), self.netD_A.parameters()), lr=h.lr, betas=betas),
+        }
+
+    def on_train_start(self) -> None:
+        if self.uses_distance:
+            super().on_train_start()
+
+    def side_terms(self, real: torch.Tensor, side: str) -> dict[str, torch.Tensor]:
+        """Step 3 (``side`` "A": a -> b -> a) or step 4 ("B")."""
+        h = self.hparams
+        G, G_back, D = (self.netG_A, self.netG_B, self.netD_A) if side == "A" else (self.netG_B, self.netG_A, self.netD_B)
+        fake = G(real)
+        terms = {f"G_{side}": self.gan(D(fake), True, for_discriminator=False)}
+        if h.use_reconst_loss:
+            terms[f"reconst_{side}"] = recon_loss(G_back(fake), real, "mse")
+        else:
+            with torch.no_grad():
+                G_back(fake)  # the code's unused reconstruction: G_back's BatchNorm running statistics
+        if self.uses_distance:
+            weight = h.lambda_distance_A if side == "A" else h.lambda_distance_B
+            terms[f"distance_{side}"] = self.distance_loss(real, fake, side) * weight
+        return terms
+
+    def training_step(self, batch, batch_idx):
+        if not self.batch_usable(batch):
+            return
+        a, b = batch["A"], batch["B"]
+        loss_D_real = self.gan(self.netD_B(a), True) + self.gan(self.netD_A(b), True)
+        self.step("D", loss_D_real)
+        with torch.no_grad():
+            fake_b, fake_a = self.netG_A(a), self.netG_B(b)
+        loss_D_fake = self.gan(self.netD_A(fake_b), False) + self.gan(self.netD_B(fake_a), False)
+        self.step("D", loss_D_fake)
+        logs = {"D_real": loss_D_real, "D_fake": loss_D_fake, "D": loss_D_real + loss_D_fake}
+        for side, real in (("A", a), ("B", b)):
+            terms = self.side_terms(real, side)
+            loss = sum(terms.values())
+            self.step("G", loss, zero_fill=True)
+            logs.update(terms)
+            logs[f"G_total_{side}"] = loss
+        logs["G"] = logs["G_total_A"] + logs["G_total_B"]
+        self.log_losses(logs)
+
+    @torch.no_grad()
+    def visuals(self, batch):
+        v = {"real_A": batch["A"], "fake_B": self.translate(batch["A"], "AtoB")}
+        v["rec_A"] = self.translate(v["fake_B"], "BtoA")
+        v.update(real_B=batch["B"], fake_A=self.translate(batch["B"], "BtoA"))
+        v["rec_B"] = self.translate(v["fake_A"], "AtoB")
+        return v
+
+
+__all__ = ["DistanceGAN", "DistanceDiscoGAN", "DistanceDigitGAN", "distance_statistics", "pair_distances", "self_distance"]

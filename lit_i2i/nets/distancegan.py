@@ -19,6 +19,14 @@ Python 2.7 the code was written for (``3 / 2 == 1``) and 2 under Python 3; 1 is 
 code ran under PyTorch 0.1.12, whose InstanceNorm kept running statistics and used them in eval
 mode, but its test path never calls ``.eval()``: every image was normalised with its own statistics,
 which is what the non-tracking InstanceNorm here does in both modes.
+
+The MNIST -> SVHN nets of ``cyclegan_arch/mnist_to_svhn/model.py`` (``G12`` / ``G21``, ``D1`` / ``D2``,
+the mnist-svhn-transfer nets): :func:`digit_generator` is two 4x4 stride-2 convs, two 3x3 convs (not
+residual) and two 4x4 stride-2 transposed convs, BatchNorm and LeakyReLU 0.05 after all but the last
+(tanh), every conv bias-free; the OST ``G11`` plan (``nets.vae`` ``dcgan``) with nothing shared, so
+it is built from that plan. The discriminator is the same code's ``D1`` / ``D2``,
+:class:`lit_i2i.nets.vae.DCGANDiscriminator`. Counts at conv_dim 64: G12 (1 -> 3 channels) and G21
+(3 -> 1) 562,176 each, D1 (1 channel) 661,248, D2 (3 channels) 663,296. PyTorch's default init, as the code.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from torch.nn import init
 
 from .patchgan import NLayerDiscriminator
 from .resnet import ResnetGenerator
+from .vae import DCGANDiscriminator, VAESpec
 
 
 def _replace(net: nn.Module) -> None:
@@ -63,3 +72,14 @@ def patchgan_2017(in_ch: int = 3, ndf: int = 64, n_layers: int = 3, init_gain: f
     net = NLayerDiscriminator(in_ch, ndf, n_layers, norm="instance")
     _replace(net)
     return init_2017(net, init_gain)
+
+
+def digit_generator(in_ch: int = 1, out_ch: int = 3, conv_dim: int = 64, norm: str = "batch") -> nn.Sequential:
+    """The MNIST -> SVHN code's ``G12`` (``in_ch`` 1, ``out_ch`` 3) / ``G21`` (3, 1), for 32x32 images."""
+    spec = VAESpec(arch="dcgan", ngf=conv_dim, n_down=2, n_unshared=2, n_res_unshared=0, n_res_shared=1, norm=norm)
+    return nn.Sequential(spec.front(in_ch), spec.shared_encoder(), spec.shared_decoder(), spec.back(out_ch))
+
+
+def digit_discriminator(in_ch: int = 3, conv_dim: int = 64, norm: str = "batch") -> DCGANDiscriminator:
+    """The MNIST -> SVHN code's ``D1`` (``in_ch`` 1) / ``D2`` (3): one score per 32x32 image."""
+    return DCGANDiscriminator(in_ch, conv_dim, 3, norm)
