@@ -137,13 +137,17 @@ class BuiltinMultiDomain(TranslationDataModule):
         """The digit of each image of ``src`` (its builtin index)."""
         return digit_masks()[1][torch.as_tensor(src.index, dtype=torch.long)]
 
+    def _with_content(self, ds, src: TensorSource):
+        """Evaluation items of colour-scheme domains carry the digit as ``content_label``."""
+        return _WithContent(ds, self._digits(src)) if self.classes == "scheme" else ds
+
     def colour_scheme(self, domain: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
         """(foreground, background) RGB in [0, 1] of a colour-scheme domain, else None."""
         return PALETTE[int(domain)] if self.classes == "scheme" and domain in self.domains else None
 
     def eval_dataset(self, domain: str, split: str = "test"):
         ds = super().eval_dataset(domain, split)
-        return _WithContent(ds, self._digits(ds.source)) if self.classes == "scheme" else ds
+        return self._with_content(ds, ds.source)
 
     def eval_source(self, domain: str, split: str = "test") -> TensorSource:
         if domain not in self.domains:
@@ -176,8 +180,7 @@ class BuiltinMultiDomain(TranslationDataModule):
             src = self._all(split)
             order = interleaved(src.labels)
             src = TensorSource(src.images[order], src.labels[order], src.name, [src.index[int(i)] for i in order])
-            ds = DomainDataset(src, self.eval_transform())
-            return _WithContent(ds, self._digits(src)) if self.classes == "scheme" else ds
+            return self._with_content(DomainDataset(src, self.eval_transform()), src)
         src = self._all("train")
         n = self.train_limit or len(src)
         labels = self.train_labels(src.labels[:n])

@@ -91,7 +91,7 @@ import itertools
 import torch
 from torch.utils.data import DataLoader
 
-from lit_i2i.core.input_check import same_random_state
+from lit_i2i.core.rng import same_random_state
 from lit_i2i.core.losses import GANLoss, feature_matching_loss, recon_loss
 from lit_i2i.core.module import TranslationModule
 from lit_i2i.errors import UserError

@@ -84,7 +84,7 @@ import math
 
 import torch
 
-from lit_i2i.core.input_check import same_random_state
+from lit_i2i.core.rng import same_random_state
 from lit_i2i.core.losses import GANLoss, recon_loss
 from lit_i2i.core.module import TranslationModule, frozen
 from lit_i2i.errors import UserError

@@ -107,7 +107,7 @@ class TranslationMetrics(pl.Callback):
     def evaluate(self, trainer, pl_module, stage: str, through_module: bool = True) -> dict[str, float]:
         """Run the evaluator; log through ``pl_module.log`` (or straight to the loggers where Lightning
         allows no ``self.log``, at the end of training)."""
-        from lit_i2i.core.input_check import same_random_state
+        from lit_i2i.core.rng import same_random_state
 
         # the evaluation's own draws (a classifier's default init the first time, its DataLoaders' seeds, more
         # with a cold feature cache) must not move the training's random streams: a run with metrics, or one
