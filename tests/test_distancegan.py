@@ -277,6 +277,10 @@ def test_assumption_score_known_answers():
     assert mod.score(a, a * 0, (0.0, 1.0), (0.0, 1.0), 2)[0] == pytest.approx(1.0)
     with pytest.raises(SystemExit, match="batch_size"):
         mod.main(["--batch_size", "1"])
+    # the class AUC: two tight clusters far apart -> 1; labels that ignore the clusters -> 0.5 or below
+    pts = torch.cat([torch.zeros(4, 1, 2, 2), torch.ones(4, 1, 2, 2)]) + torch.rand(8, 1, 2, 2) * 0.01
+    assert mod.class_auc(pts, torch.tensor([0] * 4 + [1] * 4)) == pytest.approx(1.0)
+    assert mod.class_auc(pts, torch.tensor([0, 1] * 4)) < 0.5
 
 
 def test_norm_d_option():
