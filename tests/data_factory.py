@@ -172,6 +172,19 @@ def svhn_checksums(root: Path) -> dict[str, str]:
             for split in ("train", "test") if (Path(root) / f"{split}_32x32.mat").is_file()}
 
 
+def make_mnist_svhn(root: Path, monkeypatch, n_train: int = 8, n_test: int = 4) -> Path:
+    """Fake MNIST and SVHN files under ``root`` with torchvision's SVHN checksums patched to theirs
+    (``monkeypatch``: the test's fixture), ready for ``DigitDatasets(root=root)``."""
+    import torchvision.datasets as tvd
+
+    make_mnist(root, n_train, n_test)
+    make_svhn(root, n_train, n_test)
+    for split, md5 in svhn_checksums(root).items():
+        url, name, _ = tvd.SVHN.split_list[split]
+        monkeypatch.setitem(tvd.SVHN.split_list, split, [url, name, md5])
+    return Path(root)
+
+
 def make_usps(root: Path, n_train: int = 6, n_test: int = 4) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """torchvision's USPS files ``root/usps.bz2``, ``root/usps.t.bz2``: bz2 libsvm lines ``label
     1:v ... 256:v`` with labels 1-10 (digit + 1) and pixel values in [-1, 1]; returns {split: (images

@@ -195,11 +195,11 @@ def test_disco_arch_schedule_and_one_sided(tmp_path):
     assert "train/loss_distance_B" in t.callback_metrics and "train/loss_distance_A" not in t.callback_metrics
 
 
-def _fit(root, epochs, ckpt=None):
+def _fit(root, epochs, ckpt=None, make=lambda: DistanceGAN(**TINY_CYCLE)):
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     pl.seed_everything(1)
-    m = DistanceGAN(**TINY_CYCLE)
+    m = make()
     cb = ModelCheckpoint(dirpath=root / "ckpt", save_last=True, every_n_epochs=1, save_top_k=-1)
     trainer(root, max_epochs=epochs, enable_checkpointing=True, callbacks=[cb], deterministic=True).fit(
         m, data(), ckpt_path=ckpt)
@@ -367,17 +367,10 @@ def test_digit_model_loss_switches(tmp_path):
 
 
 def test_digit_model_resume_is_exact(tmp_path):
-    from pytorch_lightning.callbacks import ModelCheckpoint
-
     from lit_i2i.methods.distancegan import DistanceDigitGAN
 
     def fit(root, epochs, ckpt=None):
-        pl.seed_everything(1)
-        m = DistanceDigitGAN(**TINY_DIGIT)
-        cb = ModelCheckpoint(dirpath=root / "ckpt", save_last=True, every_n_epochs=1, save_top_k=-1)
-        trainer(root, max_epochs=epochs, enable_checkpointing=True, callbacks=[cb], deterministic=True).fit(
-            m, data(), ckpt_path=ckpt)
-        return m
+        return _fit(root, epochs, ckpt, make=lambda: DistanceDigitGAN(**TINY_DIGIT))
 
     straight = fit(tmp_path / "a", 2)
     fit(tmp_path / "b", 1)
@@ -390,9 +383,7 @@ def test_digit_model_resume_is_exact(tmp_path):
 
 
 def test_cli_digit_model_configs(tmp_path, cli_env, monkeypatch):
-    import torchvision.datasets as tvd
-
-    from data_factory import make_mnist, make_svhn, svhn_checksums
+    from data_factory import make_mnist_svhn
     from lit_i2i.commands import load_run
 
     small = ["--model.init_args.g_conv_dim", "4", "--model.init_args.d_conv_dim", "4",
@@ -404,12 +395,7 @@ def test_cli_digit_model_configs(tmp_path, cli_env, monkeypatch):
     model, _ = load_run(ckpt)
     assert model.translate(torch.zeros(2, 3, 32, 32), "BtoA").shape == (2, 3, 32, 32)
     assert list((tmp_path / "builtin" / "run" / "grids").glob("final_*.png"))
-    root = tmp_path / "digits"
-    make_mnist(root, 8, 4)
-    make_svhn(root, 8, 4)
-    for split, md5 in svhn_checksums(root).items():
-        url, name, _ = tvd.SVHN.split_list[split]
-        monkeypatch.setitem(tvd.SVHN.split_list, split, [url, name, md5])
+    root = make_mnist_svhn(tmp_path / "digits", monkeypatch)
     _, state = cli_fit(tmp_path / "real", "experiments/distancegan/mnist2svhn.yaml", *small, *TINY_CLI,
                        "--data.init_args.root", str(root), "--data.init_args.num_workers", "0",
                        "--data.init_args.batch_size", "2",

@@ -157,16 +157,9 @@ def test_cli_street_digits(tmp_path, cli_env, finetune):
 
 
 def test_cli_svhn2mnist_on_fake_files(tmp_path, cli_env, monkeypatch):
-    import torchvision.datasets as tvd
+    from data_factory import make_mnist_svhn
 
-    from data_factory import make_mnist, make_svhn, svhn_checksums
-
-    root = tmp_path / "digits"
-    make_mnist(root, 8, 4)
-    make_svhn(root, 8, 4)
-    for split, md5 in svhn_checksums(root).items():
-        url, name, _ = tvd.SVHN.split_list[split]
-        monkeypatch.setitem(tvd.SVHN.split_list, split, [url, name, md5])
+    root = make_mnist_svhn(tmp_path / "digits", monkeypatch)
     # f_net: svhn needs a classifier trained on SVHN (lit-i2i train-classifier); the shipped stand-in here
     ckpt, state = cli_fit(tmp_path, "experiments/dtn/svhn2mnist.yaml", *TINY_CLI, "--data.init_args.root", str(root),
                           "--model.init_args.f_net", "street-digits")

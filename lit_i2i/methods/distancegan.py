@@ -86,8 +86,6 @@ code's defaults).
 
 from __future__ import annotations
 
-import itertools
-
 import torch
 from torch.utils.data import DataLoader
 
@@ -536,13 +534,7 @@ class DistanceDigitGAN(DistancePreservation, TranslationModule):
     def active(self, side: str) -> bool:
         return True  # both directions, always (the code has no one-sided switch here)
 
-    def build_optimizers(self):
-        h = self.hparams
-        betas = (h.beta1, h.beta2)
-        return {
-            "G": torch.optim.Adam(itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()), lr=h.lr, betas=betas),
-            "D": torch.optim.Adam(itertools.chain(self.netD_B.parameters(), self.netD_A.parameters()), lr=h.lr, betas=betas),
-        }
+    build_optimizers = CycleGAN.build_optimizers  # Adam over G12 + G21 and over D1 + D2 (the same nets' names)
 
     def on_train_start(self) -> None:
         if self.uses_distance:
