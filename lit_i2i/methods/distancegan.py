@@ -500,8 +500,8 @@ class DistanceDigitGAN(DistancePreservation, TranslationModule):
         batch of fewer than 2 images is skipped, a larger one used), and the statistics' B batches are
         those of the paired training batches (module docstring).
       - The MNIST -> SVHN ``Scale(32)`` preprocessing is the datamodule's (32x32 throughout).
-    Departures from the paper: the weights 0.05 / 0.1 are the code's (the paper's text gives the
-    distance weight without them).
+    Departures from the paper: none known beyond the code's; the weights 0.05 / 0.1 are this model's
+    code defaults (../shared/PAPERS.md gives the distance weight 1, the CycleGAN-architecture default).
     """
 
     method_name = "distancegan_digits"
