@@ -231,9 +231,11 @@ class DistancePreservation:
         """(mu, sigma) of ``domain``'s distances, float32; (0, 1) for the unnormalised form."""
         if not self.normalize:
             return 0.0, 1.0
-        if not bool(self.distance_stats_ready):
-            raise RuntimeError("the distance statistics are not set: they are computed at the start of fit "
-                               "(or call set_distance_statistics)")
+        if not getattr(self, "_stats_seen_ready", False):  # read the flag once: bool() of a GPU buffer syncs
+            if not bool(self.distance_stats_ready):
+                raise RuntimeError("the distance statistics are not set: they are computed at the start of fit "
+                                   "(or call set_distance_statistics)")
+            self._stats_seen_ready = True  # the flag only goes from unset to set (statistics are never cleared)
         mu, sd = (self.distance_stats[:2] if domain == "A" else self.distance_stats[2:]).float()
         return mu, sd
 
