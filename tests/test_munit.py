@@ -303,6 +303,14 @@ def test_cli_digits_config_trains_and_translates(tmp_path, cli_env):
     assert bench.main(["--ckpt", str(ckpt), "--k", "2", "--out", str(tmp_path / "b.json")]) == 0
     res = json.loads((tmp_path / "b.json").read_text())
     assert set(res) == {"AtoB", "BtoA"} and all(0 <= r["digit_ref"] <= 1 and r["diversity"] > 0 for r in res.values())
+    # where the digit is lost (experiments/where_content_is_lost.py): per direction, shares in [0, 1]
+    from experiments.where_content_is_lost import main as diagnose
+
+    assert diagnose(["--ckpt", str(ckpt), "--out", str(tmp_path / "d.json")]) == 0
+    rows = next(iter(json.loads((tmp_path / "d.json").read_text()).values()))["rows"]
+    assert set(rows) == {"AtoB", "BtoA"}
+    assert all(set(r) == {"recon", "swap", "cross", "align", "align_own"} and all(0 <= v <= 1 for v in r.values())
+               for r in rows.values())
 
 
 def test_cli_summer2winter_config_on_a_generated_folder(tmp_path, cli_env):

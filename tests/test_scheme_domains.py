@@ -123,9 +123,10 @@ def test_palette_configs_train_and_score_schemes(tmp_path, cli_env):
     from lit_i2i.cli import main
     from helpers import cli_fit
 
+    ckpts = {}
     for name, config, tiny in (("funit", "experiments/funit/digits_palette.yaml", FUNIT_TINY),
                                ("stargan_v2", "experiments/stargan_v2/digits_palette.yaml", SG2_TINY)):
-        ckpt, state = cli_fit(tmp_path / name, config, *tiny, "--data.init_args.train_limit", "16",
+        ckpts[name] = ckpt, state = cli_fit(tmp_path / name, config, *tiny, "--data.init_args.train_limit", "16",
                               "--metrics.max_samples", "8", "--metrics.directions", "[0to1, 3to0]")
         assert state["iteration"] == 2
         summary = json.loads((tmp_path / name / "run" / "metrics.json").read_text())
@@ -141,3 +142,13 @@ def test_palette_configs_train_and_score_schemes(tmp_path, cli_env):
     assert main(["evaluate", "--ckpt", str(ckpt), "--metrics", "acc", "--directions", "0to1", "--reference", "2to9",
                  "--max_samples", "8", "--out", str(tmp_path / "bad.json")]) == 2  # not an evaluated direction
     assert not (tmp_path / "bad.json").exists()
+    # where the digit is lost (experiments/where_content_is_lost.py): one row per direction d -> d + 1, shares in [0, 1]
+    from experiments.where_content_is_lost import main as diagnose
+
+    out = tmp_path / "diag.json"
+    assert diagnose(["--ckpt", str(ckpts["funit"][0]), "--ckpt", str(ckpts["stargan_v2"][0]), "--out", str(out)]) == 0
+    diag = json.loads(out.read_text())
+    assert [v["method"] for v in diag.values()] == ["funit", "stargan_v2"]
+    for v, cols in zip(diag.values(), ({"recon", "swap", "cross"}, {"recon", "swap", "cross", "cycle"})):
+        assert list(v["rows"]) == ["0to1", "1to2", "2to3", "3to0"]
+        assert all(set(r) == cols and all(0 <= x <= 1 for x in r.values()) for r in v["rows"].values())

@@ -361,6 +361,11 @@ def test_cli_on_built_in_digits(tmp_path, cli_env):
     res = json.loads((tmp_path / "b.json").read_text())
     assert res["copy source"]["target_digit"] == 0.0 and res["copy source"]["bg_err"] == 0.0
     assert all(0 <= r["target_digit"] <= 1 for r in res.values()) and res["latent"]["diversity"] >= 0
+    # the content diagnosis needs the palette schemes (digit = content): refused here with exit 2, nothing written
+    from experiments.where_content_is_lost import main as diagnose
+
+    assert diagnose(["--ckpt", str(ckpt), "--out", str(tmp_path / "d.json")]) == 2
+    assert not (tmp_path / "d.json").exists()
 
 
 def test_cli_on_a_generated_multi_domain_folder(tmp_path, cli_env):
