@@ -78,6 +78,8 @@ def test_bench_train_compare_bare_and_every_variant_run(tmp_path, cli_env, capsy
         assert r["peak_mib"] >= 0  # tiny nets may add nothing the resident set shows
     table = capsys.readouterr().out
     assert "Trainer/bare" in table and "MFU" in table
+    # each row's own line carries every column, so a run cut off by a time limit has printed them
+    assert sum(line.startswith("bench: ") and "GFLOP/step, MFU" in line for line in table.splitlines()) == 3
 
 
 def test_bench_refuses_bad_options_in_one_line(tmp_path, cli_env, capsys):

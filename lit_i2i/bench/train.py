@@ -406,9 +406,9 @@ def bench_train_main(argv: list[str]) -> int:
                     row["mfu"] = flops * tr / (a.peak_tflops * 1e12)
                 rows.append(row)
                 print(_line(row, a), flush=True)
+                if a.json:  # after every row: a run cut off by a time limit keeps what it measured
+                    Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
     print("\n" + _table(rows, a))
-    if a.json:
-        Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
     return 0
 
 
@@ -431,6 +431,9 @@ def _line(row: dict, a) -> str:
     s = f"bench: {row['config']} {row['variant']} batch {row['batch']}: {row['trainer_img_s']:.1f} img/s"
     if "ratio" in row:
         s += f", bare {row['bare_img_s']:.1f} img/s, Trainer/bare {row['ratio']:.3f}"
+    s += f", peak {row['peak_mib']:.0f} MiB, {row['gflop_step']:.1f} GFLOP/step"
+    if "mfu" in row:
+        s += f", MFU {100 * row['mfu']:.1f}%"
     return s
 
 
