@@ -188,6 +188,14 @@ def _build_cli_class():
                         f"run folder {root} already holds checkpoints ({ckpts[0].name}, ...) from an earlier run; "
                         "continue it with --ckpt_path last, or choose a new --trainer.default_root_dir")
 
+        def instantiate_classes(self) -> None:
+            from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+            try:
+                super().instantiate_classes()
+            except MisconfigurationException as e:  # Lightning refusing a combination of options: one line
+                raise UserError(misconfiguration_line(e)) from None
+
         def before_fit(self) -> None:
             from lit_i2i.core.input_check import check_model_fits_data
 
@@ -203,6 +211,17 @@ def _class_or_name(path: str):
         return import_class(path)
     except UserError:
         return path
+
+
+def misconfiguration_line(e: Exception) -> str:
+    """The user's line for a ``MisconfigurationException`` that Lightning raised while the CLI built the
+    checkpoint callback or the Trainer from the options, naming the option group it came from."""
+    text = " ".join(str(e).split())
+    if "every_n_train_steps" in text:  # ModelCheckpoint: one save schedule only; the suite sets every_n_epochs
+        return ("--checkpoint.every_n_train_steps, --checkpoint.every_n_epochs and --checkpoint.train_time_interval "
+                "are exclusive (the config or the suite's default sets --checkpoint.every_n_epochs: add "
+                "--checkpoint.every_n_epochs 0 to save by steps instead); Lightning: " + text)
+    return f"--trainer options: {text}"
 
 
 def checkpoint_dir(cfg) -> Path:

@@ -164,6 +164,22 @@ def test_bad_option_value_names_the_option(tmp_path):
     assert "data.a" in r.stderr and "letters" in r.stderr
 
 
+def test_options_lightning_refuses_are_one_line(tmp_path):
+    # two checkpoint schedules (the suite's default every_n_epochs 10 and a step schedule), then an accelerator
+    # this machine lacks: Lightning's MisconfigurationException becomes one line naming the options
+    r = _cli("fit", "--config", "experiments/quickstart.yaml", "--checkpoint.every_n_train_steps", "50",
+             "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.logger", "false")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and "--checkpoint.every_n_epochs 0" in errors[0]
+    assert not (tmp_path / "run").exists()
+    r = _cli("fit", "--config", "experiments/quickstart.yaml", "--trainer.accelerator", "mps",
+             "--trainer.default_root_dir", str(tmp_path / "run2"), "--trainer.logger", "false")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("lit-i2i: error: --trainer options:") and "MPS" in errors[0]
+
+
 def test_translate_bad_inputs(tmp_path):
     r = _cli("translate", "--ckpt", str(tmp_path / "missing.ckpt"), "--input", str(tmp_path), "--output", str(tmp_path / "o"))
     assert r.returncode == 2 and "missing.ckpt" in r.stderr and "Traceback" not in r.stderr
