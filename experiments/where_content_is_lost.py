@@ -24,7 +24,11 @@ content; per source domain d, target d + 1; the EMA generator, as they translate
     a change to nothing;
   - ``swap``: the style of another test image of the same domain;
   - ``cross``: reference-guided translation (a test image of the target domain);
-  - ``cycle`` (StarGAN v2): the translation translated back with the source's own style.
+  - ``cycle`` (StarGAN v2): the translation translated back with the source's own style;
+  - ``content_effect``: how much the output follows the content, with the style held fixed: every source
+    with the style of ONE target test image, mean L1 between the outputs of sources i and perm(i) over the
+    mean L1 between the sources themselves (one domain's sources differ in digit and pose only). 0 = the
+    content is ignored (one template per style); real translations of this pair give about 1. Not a share.
 A generator that cannot keep the digit in ``recon`` cannot keep it in a translation: ``recon`` low means
 the generator has not yet learnt to carry its content through (length, width); ``recon`` high and
 ``cross`` low means the content is lost in the change of domain.
@@ -110,14 +114,22 @@ def multidomain(model, spec: dict) -> dict[str, dict[str, float]]:
             s_own, s_t = E(x, torch.full((n,), int(d))), E(xr, torch.full((n,), int(t)))
             fake = G(x, s_t)
             res[f"{d}to{t}"] = {"recon": _kept(judge, G(x, s_own), y), "swap": _kept(judge, G(x, s_own[perm]), y),
-                                "cross": _kept(judge, fake, y), "cycle": _kept(judge, G(fake, s_own), y)}
+                                "cross": _kept(judge, fake, y), "cycle": _kept(judge, G(fake, s_own), y),
+                                "content_effect": _content_effect(G(x, s_t[:1].expand_as(s_t)), x, perm)}
         else:
             G = model.G_ema
             c = G.encode(x)
+            code_t = G.class_code(xr)
             res[f"{d}to{t}"] = {"recon": _kept(judge, G.decode(c, G.class_code(x)), y),
                                 "swap": _kept(judge, G.decode(c, G.class_code(x[perm])), y),
-                                "cross": _kept(judge, G.decode(c, G.class_code(xr)), y)}
+                                "cross": _kept(judge, G.decode(c, code_t), y),
+                                "content_effect": _content_effect(G.decode(c, code_t[:1].expand_as(code_t)), x, perm)}
     return res
+
+
+def _content_effect(out: torch.Tensor, x: torch.Tensor, perm: torch.Tensor) -> float:
+    """Mean L1 between outputs i and perm(i) over that between their sources (``content_effect``)."""
+    return float((out.clamp(-1, 1) - out.clamp(-1, 1)[perm]).abs().mean() / (x - x[perm]).abs().mean())
 
 
 DIAGNOSES = {"munit": munit, "stargan_v2": multidomain, "funit": multidomain}

@@ -151,4 +151,16 @@ def test_palette_configs_train_and_score_schemes(tmp_path, cli_env):
     assert [v["method"] for v in diag.values()] == ["funit", "stargan_v2"]
     for v, cols in zip(diag.values(), ({"recon", "swap", "cross"}, {"recon", "swap", "cross", "cycle"})):
         assert list(v["rows"]) == ["0to1", "1to2", "2to3", "3to0"]
-        assert all(set(r) == cols and all(0 <= x <= 1 for x in r.values()) for r in v["rows"].values())
+        for r in v["rows"].values():
+            assert set(r) == cols | {"content_effect"} and r["content_effect"] >= 0
+            assert all(0 <= r[c] <= 1 for c in cols)
+
+
+def test_content_effect_known_answers():
+    from experiments.where_content_is_lost import _content_effect
+
+    x = torch.rand(6, 3, 8, 8) * 2 - 1
+    perm = torch.tensor([1, 2, 3, 4, 5, 0])
+    assert _content_effect(x, x, perm) == pytest.approx(1.0)  # the output is the source: follows it fully
+    assert _content_effect(x[:1].expand_as(x), x, perm) == 0.0  # one template whatever the source
+    assert _content_effect(0.5 * x, x, perm) == pytest.approx(0.5)
