@@ -201,3 +201,20 @@ def test_loaders_keep_their_workers_and_never_start_more_than_the_cores(tmp_path
     plain = UnpairedFolders(str(root), load_size=16, crop_size=16, batch_size=2)
     plain.setup("fit")
     assert not plain.train_dataloader().persistent_workers  # no workers, nothing to keep
+
+
+def test_bench_a_failing_run_is_one_line_and_the_others_still_run(tmp_path, cli_env, capsys):
+    import copy
+
+    bad_cfg = copy.deepcopy(TINY_CYCLEGAN)
+    bad_cfg["model"]["init_args"]["netG"] = "unet_256"  # 8 downsamplings: refuses the 32x32 digits in its forward
+    for resnet_only in ("n_blocks", "n_down"):
+        del bad_cfg["model"]["init_args"][resnet_only]
+    bad, good = _config(tmp_path, bad_cfg, "bad.yaml"), _config(tmp_path)
+    out = tmp_path / "rows.json"
+    assert main(["bench", "train", "--configs", str(bad), str(good), "--steps", "1", "--warmup", "1", "--no_flops",
+                 "--json", str(out)]) == 1
+    printed = capsys.readouterr().out
+    failed = [line for line in printed.splitlines() if ": failed (" in line]
+    assert len(failed) == 1 and "bad.yaml" in failed[0] and "ValueError" in failed[0] and "Traceback" not in printed
+    assert [r["config"].rpartition("/")[2] for r in json.loads(out.read_text())] == ["tiny.yaml"]

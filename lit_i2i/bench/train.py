@@ -366,7 +366,7 @@ def bench_train_main(argv: list[str]) -> int:
     for c in a.configs:
         if not Path(c).is_file():
             raise UserError(f"--configs: file not found: {c}")
-    rows = []
+    rows, failed = [], 0
     for cfg_path in map(Path, a.configs):
         cfg = yaml.safe_load(cfg_path.read_text())
         sizes = ([int(b) for b in a.batch_sizes.split(",")] if a.batch_sizes else [1, 8] if use_cuda else
@@ -375,23 +375,32 @@ def bench_train_main(argv: list[str]) -> int:
             flops, probe_mib = None, float("nan")
             for v in variants:
                 run = Run(cfg_path, bs, v, a)
-                if a.min_seconds > 0:
-                    run.steps = max(a.steps, math.ceil(a.min_seconds / run.step_seconds()))
-                if flops is None and not a.no_flops:
-                    try:
-                        flops, probe_mib = run.probe()
-                    except Exception as e:  # noqa: BLE001 - an op the counter cannot trace: say so, go on
-                        print(f"bench: FLOPs of {cfg_path} not counted ({type(e).__name__}: {e})")
-                        flops, probe_mib = float("nan"), float("nan")
                 trainer_rates, bare_rates, mems = [], [], []
-                for r in range(a.repeats if a.compare else 1):
-                    # pairs in alternating order (bare first, then Trainer first, ...): no side always goes first
-                    for side in (("bare", "trainer") if r % 2 == 0 else ("trainer", "bare")) if a.compare \
-                            else ("trainer",):
-                        rate, mem = run.bare_rate() if side == "bare" else run.trainer_rate()
-                        (bare_rates if side == "bare" else trainer_rates).append(rate)
-                        if side == "trainer":
-                            mems.append(mem)
+                try:
+                    if a.min_seconds > 0:
+                        run.steps = max(a.steps, math.ceil(a.min_seconds / run.step_seconds()))
+                    if flops is None and not a.no_flops:
+                        try:
+                            flops, probe_mib = run.probe()
+                        except Exception as e:  # noqa: BLE001 - an op the counter cannot trace: say so, go on
+                            print(f"bench: FLOPs of {cfg_path} not counted ({type(e).__name__}: {e})")
+                            flops, probe_mib = float("nan"), float("nan")
+                    for r in range(a.repeats if a.compare else 1):
+                        # pairs in alternating order (bare first, then Trainer first, ...): no side always goes first
+                        for side in (("bare", "trainer") if r % 2 == 0 else ("trainer", "bare")) if a.compare \
+                                else ("trainer",):
+                            rate, mem = run.bare_rate() if side == "bare" else run.trainer_rate()
+                            (bare_rates if side == "bare" else trainer_rates).append(rate)
+                            if side == "trainer":
+                                mems.append(mem)
+                except (UserError, ValueError, RuntimeError) as e:  # a size the net refuses, out of memory, ...
+                    # one line, and the other rows still run (a GPU's time is short)
+                    failed += 1
+                    print(f"bench: {cfg_path.as_posix()} {v['name']} batch {bs}: failed "
+                          f"({type(e).__name__}: {' '.join(str(e).split())[:300]})", flush=True)
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    continue
                 tr = statistics.median(trainer_rates)
                 row = {"config": cfg_path.as_posix(), "method": _method(run.cfg), "variant": v["name"], "batch": bs,
                        "steps": run.steps,
@@ -409,7 +418,9 @@ def bench_train_main(argv: list[str]) -> int:
                 if a.json:  # after every row: a run cut off by a time limit keeps what it measured
                     Path(a.json).write_text(json.dumps(rows, indent=2) + "\n")
     print("\n" + _table(rows, a))
-    return 0
+    if failed:
+        print(f"bench: {failed} of the runs failed (their lines above)")
+    return 1 if failed else 0
 
 
 def quiet() -> None:
